@@ -1,0 +1,45 @@
+# prism-exporter. `make run` shows the exporter working on embedded defaults;
+# `make test` runs every test, against kfake and against a real Kafka broker.
+SHELL := bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+KAFKA_LOCAL := deployments/kafka-local/kafka.sh
+
+.PHONY: run build test test-unit test-kafka vet fmt-check fuzz bench docker clean
+
+run:
+	$(GO) run ./cmd/prism-exporter demo
+
+build:
+	$(GO) build -o bin/prism-exporter ./cmd/prism-exporter
+	$(GO) build -o bin/prism-trafficgen ./cmd/prism-trafficgen
+
+# The whole suite: static checks, unit and kfake integration tests with the
+# race detector, then the integration and fault tests again against a real
+# Apache Kafka 4.x broker that the script fetches and starts on loopback.
+test: vet fmt-check test-unit test-kafka
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+test-unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-kafka:
+	@bash deployments/with-kafka.sh $(GO) test -count=1 -timeout 40m -run 'Integration|Fault' ./cmd/...
+
+fuzz:
+	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+
+bench:
+	@bash deployments/bench.sh
+
+docker:
+	docker build -f deployments/Dockerfile -t prism-exporter:dev .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,101 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the processor's self-metrics. Partition labels are bounded by
+// the topic's partition count; no tenant or record ids appear as labels.
+type metrics struct {
+	records      *prometheus.CounterVec // by outcome
+	bytes        prometheus.Counter
+	deadLetters  *prometheus.CounterVec // by reason
+	skipped      *prometheus.CounterVec // by reason
+	decodeTime   prometheus.Histogram
+	lag          *prometheus.GaugeVec
+	committed    *prometheus.GaugeVec
+	commits      *prometheus.CounterVec // by result
+	assigned     prometheus.Gauge
+	rebalances   prometheus.Counter
+	budgetUsed   prometheus.GaugeFunc
+	paused       prometheus.Counter
+	batches      *prometheus.CounterVec // by kind
+	lateRecords  *prometheus.CounterVec // by placement
+	openWindows  *prometheus.GaugeVec
+	deliveryWait prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_records_consumed_total",
+			Help: "Records fetched from the gateway topic, by what became of them.",
+		}, []string{"outcome"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prism_exporter_bytes_consumed_total",
+			Help: "Bytes of record values fetched from the gateway topic.",
+		}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_dead_letters_total",
+			Help: "Records written to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_records_skipped_total",
+			Help: "Records deliberately not exported, by reason (no_integration covers paused tenants and backfill off).",
+		}, []string{"reason"}),
+		decodeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prism_exporter_decode_seconds",
+			Help:    "Time to decode and validate one batch of fetched records, per record.",
+			Buckets: prometheus.ExponentialBuckets(250e-9, 2, 12),
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prism_exporter_partition_lag",
+			Help: "Records between the partition's high watermark and the next offset this member fetches.",
+		}, []string{"partition"}),
+		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prism_exporter_partition_committed_offset",
+			Help: "Last offset committed for the partition (the next record a restart reads).",
+		}, []string{"partition"}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_commits_total",
+			Help: "Offset commits, by result.",
+		}, []string{"result"}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "prism_exporter_partitions_assigned",
+			Help: "Partitions this member owns in the current generation.",
+		}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prism_exporter_generations_total",
+			Help: "Consumer group generations this member joined.",
+		}),
+		paused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prism_exporter_fetch_pauses_total",
+			Help: "Times a partition stopped fetching because the memory budget was spent.",
+		}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_batches_total",
+			Help: "Batches handed to the sink, by kind (logs, close, late).",
+		}, []string{"kind"}),
+		lateRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_late_records_total",
+			Help: "Records that arrived after their window closed (late) or were replayed after a restart (replayed, skipped).",
+		}, []string{"placement"}),
+		openWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prism_exporter_open_windows",
+			Help: "Tenant windows open in the partition's aggregator.",
+		}, []string{"partition"}),
+		deliveryWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prism_exporter_batch_delivery_seconds",
+			Help:    "Time from handing a batch to the sink to its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	m.budgetUsed = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "prism_exporter_memory_budget_used_bytes",
+		Help: "Estimated bytes of decoded records held until Datadog accepts them.",
+	}, func() float64 { return float64(b.used.Load()) })
+	reg.MustRegister(m.records, m.bytes, m.deadLetters, m.skipped, m.decodeTime, m.lag, m.committed,
+		m.commits, m.assigned, m.rebalances, m.budgetUsed, m.paused, m.batches, m.lateRecords,
+		m.openWindows, m.deliveryWait)
+	return m
+}

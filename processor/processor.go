@@ -1,0 +1,223 @@
+// Package processor consumes the gateway topic as a Kafka consumer group and
+// runs one pipeline per assigned partition: decode, dead-letter, route to the
+// tenant's window aggregator, hand closed windows to the sink, and commit each
+// offset once everything below it is delivered, dead-lettered or skipped.
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/futureagi/prism-exporter/aggregate"
+)
+
+// Router says whether a tenant's record is exported, and in windows of which
+// length. The sink's tenant registry implements it.
+type Router interface {
+	Route(tenant string, eventTime time.Time) (length time.Duration, ok bool)
+}
+
+// Deliverer takes a batch for delivery and calls done exactly once: accepted
+// is true when the batch needs no more work (Datadog took it, or it was
+// recorded as undeliverable or skipped on purpose), false when it was
+// abandoned and must be replayed.
+type Deliverer interface {
+	Deliver(b aggregate.Batch, done func(accepted bool))
+}
+
+// Deps are the processor's collaborators.
+type Deps struct {
+	Router      Router
+	Deliverer   Deliverer
+	DeadLetters *DeadLetters
+	Registerer  prometheus.Registerer
+	Logger      *zap.Logger
+	Clock       aggregate.Clock // nil: the wall clock
+}
+
+// Processor is one member of the exporter's consumer group.
+type Processor struct {
+	cfg       Config
+	deps      Deps
+	dialer    *kafka.Dialer
+	client    *kafka.Client
+	metrics   *metrics
+	budget    *budget
+	log       *zap.Logger
+	ready     atomic.Bool
+	assigned  atomic.Int64
+	clock     aggregate.Clock
+	consumed  atomic.Int64
+	deadCount atomic.Int64
+	lagTotal  atomic.Int64
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// New validates cfg and wires the processor. It connects to nothing yet.
+func New(cfg Config, deps Deps) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Router == nil || deps.Deliverer == nil || deps.DeadLetters == nil {
+		return nil, errors.New("processor: Deps.Router, Deps.Deliverer and Deps.DeadLetters are required")
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	clock := deps.Clock
+	if clock == nil {
+		clock = wallClock{}
+	}
+	dialer, transport, err := cfg.connections()
+	if err != nil {
+		return nil, err
+	}
+	b := &budget{limit: cfg.MemoryBudget}
+	return &Processor{
+		cfg:     cfg,
+		deps:    deps,
+		dialer:  dialer,
+		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: 15 * time.Second},
+		metrics: newMetrics(deps.Registerer, b),
+		budget:  b,
+		log:     deps.Logger,
+		clock:   clock,
+	}, nil
+}
+
+// Ready reports whether the member has joined the group at least once.
+func (p *Processor) Ready() bool { return p.ready.Load() }
+
+// Status is a point-in-time view for the status page and the demo screen.
+type Status struct {
+	Ready        bool  `json:"ready"`
+	Partitions   int64 `json:"partitions_assigned"`
+	Consumed     int64 `json:"records_consumed"`
+	DeadLettered int64 `json:"records_dead_lettered"`
+	Lag          int64 `json:"lag"`
+	BudgetUsed   int64 `json:"memory_budget_used_bytes"`
+}
+
+// Status reports the member's counters.
+func (p *Processor) Status() Status {
+	return Status{
+		Ready:        p.ready.Load(),
+		Partitions:   p.assigned.Load(),
+		Consumed:     p.consumed.Load(),
+		DeadLettered: p.deadCount.Load(),
+		Lag:          p.lagTotal.Load(),
+		BudgetUsed:   p.budget.used.Load(),
+	}
+}
+
+// Run consumes until ctx ends, then stops fetching, lets in-flight deliveries
+// finish (bounded by DrainTimeout), commits, and leaves the group. It returns
+// nil on a clean stop.
+func (p *Processor) Run(ctx context.Context) error {
+	if p.cfg.CreateDLQTopic {
+		if err := p.ensureTopic(ctx, p.cfg.DLQTopic); err != nil {
+			return err
+		}
+	}
+	dlqCtx, stopDLQ := context.WithCancel(context.Background())
+	dlqDone := make(chan struct{})
+	go func() { defer close(dlqDone); p.deps.DeadLetters.run(dlqCtx) }()
+	defer func() { stopDLQ(); <-dlqDone }()
+
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    p.cfg.Group,
+		Brokers:               p.cfg.Brokers,
+		Dialer:                p.dialer,
+		Topics:                []string{p.cfg.Topic},
+		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		HeartbeatInterval:     3 * time.Second,
+		SessionTimeout:        p.cfg.SessionTimeout,
+		RebalanceTimeout:      p.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		StartOffset:           kafka.FirstOffset,
+		Timeout:               10 * time.Second,
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { p.log.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+	})
+	if err != nil {
+		return fmt.Errorf("processor: consumer group %q: %w", p.cfg.Group, err)
+	}
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			p.log.Warn("joining the consumer group failed; retrying", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		assigned := gen.Assignments[p.cfg.Topic]
+		p.metrics.rebalances.Inc()
+		p.metrics.assigned.Set(float64(len(assigned)))
+		p.assigned.Store(int64(len(assigned)))
+		p.ready.Store(true)
+		ids := make([]int, 0, len(assigned))
+		for _, a := range assigned {
+			ids = append(ids, a.ID)
+		}
+		p.log.Info("joined generation", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Ints("partitions", ids))
+		for _, a := range assigned {
+			gen.Start(func(gctx context.Context) { p.runPartition(gctx, gen, a) })
+		}
+	}
+	// Closing the group ends the current generation, which waits for every
+	// partition to drain and commit, then leaves the group so that the
+	// partitions move to the other members at once.
+	if err := group.Close(); err != nil {
+		p.log.Warn("leaving the consumer group", zap.Error(err))
+	}
+	p.ready.Store(false)
+	p.log.Info("left the consumer group")
+	return nil
+}
+
+// ensureTopic creates topic with the source topic's partition count when it
+// does not exist.
+func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
+	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.cfg.Topic, topic}})
+	if err != nil {
+		return fmt.Errorf("processor: reading metadata of %q: %w", p.cfg.Topic, err)
+	}
+	partitions := 1
+	for _, t := range md.Topics {
+		if t.Name == topic && t.Error == nil {
+			return nil
+		}
+		if t.Name == p.cfg.Topic && t.Error == nil {
+			partitions = len(t.Partitions)
+		}
+	}
+	rf := min(3, len(md.Brokers))
+	res, err := p.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf,
+	}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("processor: creating dead-letter topic %q (PRISM_DLQ_TOPIC): %w", topic, err)
+	}
+	return nil
+}
