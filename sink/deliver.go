@@ -1,0 +1,214 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"go.uber.org/zap"
+
+	"github.com/futureagi/prism-exporter/schemas"
+)
+
+// What Datadog silently drops although it answers 202 (see the API notes):
+// it is not sent, but counted.
+const (
+	maxLogAge      = 18 * time.Hour
+	maxPointAge    = time.Hour
+	maxPointFuture = 10 * time.Minute
+)
+
+// process delivers one batch: its logs, then its series. requeue says the
+// job must wait for the tenant's new keys rather than complete.
+func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcome, requeue bool) {
+	now := q.s.now()
+	b := &j.b
+
+	logs := b.Logs
+	if !j.logsDone {
+		logs = q.dropOldLogs(logs, now)
+	} else {
+		logs = nil
+	}
+	series := b.Series
+	if len(series) > 0 {
+		// Every point of a batch has the window's start as its timestamp.
+		ts := b.Window.Start
+		reason := ""
+		switch {
+		case ts.Before(now.Add(-maxPointAge)):
+			reason = dropTooOld
+		case ts.After(now.Add(maxPointFuture)):
+			reason = dropFuture
+		}
+		if reason != "" {
+			n := float64(len(series) * seriesPerTagSet)
+			q.s.m.droppedOld.WithLabelValues(kindMetrics, reason).Add(n)
+			q.s.m.items.WithLabelValues(kindMetrics, "dropped").Add(n)
+			q.s.log.Debug("metric points not sent: Datadog would drop them",
+				zap.String("tenant", q.id), zap.String("reason", reason), zap.Time("window_start", ts))
+			series = nil
+		}
+	}
+	if len(logs) == 0 && len(series) == 0 {
+		switch {
+		case j.logsDone && len(b.Logs) > 0:
+			return Delivered, false // the logs went through earlier
+		case len(b.Logs) > 0 || len(b.Series) > 0:
+			return Skipped, false // everything was too old (or too new) for Datadog
+		}
+		return Delivered, false // an empty batch: nothing to send
+	}
+
+	if len(logs) > 0 {
+		if err := q.sendLogs(ctx, cn, logs); err != nil {
+			return q.failedWith(ctx, cn, err)
+		}
+		j.logsDone = true
+	}
+	if len(series) > 0 {
+		if err := q.sendSeries(ctx, cn, b.Partition, b.Window, series); err != nil {
+			return q.failedWith(ctx, cn, err)
+		}
+	}
+	return Delivered, false
+}
+
+// failedWith is the fate of a job whose delivery stopped on err.
+func (q *tenantQueue) failedWith(ctx context.Context, cn *conn, err error) (Outcome, bool) {
+	if errors.Is(err, errKeyRejected) {
+		q.reject(cn, err)
+		q.mu.Lock()
+		stale := q.cn != cn
+		q.mu.Unlock()
+		if stale {
+			return 0, true // refused for keys since replaced: try the new ones
+		}
+		return Undeliverable, false
+	}
+	if ctx.Err() != nil {
+		return stopped(context.Cause(ctx))
+	}
+	// attempt returns only the above; anything else is a bug. Not
+	// committing is the safe way out.
+	q.s.log.Error("delivery stopped by an unexpected error; batch abandoned", zap.String("tenant", q.id), zap.Error(err))
+	return Abandoned, false
+}
+
+func (q *tenantQueue) dropOldLogs(logs []*schemas.Event, now time.Time) []*schemas.Event {
+	cutoff := now.Add(-maxLogAge)
+	old := 0
+	for _, ev := range logs {
+		if ev.Timestamp.Before(cutoff) {
+			old++
+		}
+	}
+	if old == 0 {
+		return logs
+	}
+	q.s.m.droppedOld.WithLabelValues(kindLogs, dropTooOld).Add(float64(old))
+	q.s.m.items.WithLabelValues(kindLogs, "dropped").Add(float64(old))
+	kept := make([]*schemas.Event, 0, len(logs)-old)
+	for _, ev := range logs {
+		if !ev.Timestamp.Before(cutoff) {
+			kept = append(kept, ev)
+		}
+	}
+	return kept
+}
+
+// deadLetter hands a refused item to the DeadLetterer, retrying until it
+// takes it or ctx ends: a refused item must not be lost either.
+func (q *tenantQueue) deadLetter(ctx context.Context, kind, reason string, item []byte, detail string) error {
+	msg := reason
+	if detail != "" {
+		msg += ": " + detail
+	}
+	q.s.log.Warn("Datadog refused an item; sent to the dead-letter topic",
+		zap.String("tenant", q.id), zap.String("kind", kind), zap.String("reason", msg), zap.Int("bytes", len(item)))
+	for attempt := 1; ; attempt++ {
+		err := q.s.dl.DeadLetter(ctx, q.id, item, msg)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if bitsPow2(attempt) {
+			q.s.log.Warn("dead-letter write failed; retrying", zap.String("tenant", q.id), zap.Int("attempt", attempt), zap.Error(err))
+		}
+		if q.s.sleep(ctx, backoff(attempt, baseBackoff, q.s.cfg.MaxBackoff)) != nil {
+			return context.Cause(ctx)
+		}
+	}
+	label := dlBadRequest
+	if reason == reasonTooLarge {
+		label = dlTooLarge
+	}
+	q.s.m.deadLettered.WithLabelValues(kind, label).Inc()
+	q.s.m.items.WithLabelValues(kind, "dead_lettered").Inc()
+	q.mu.Lock()
+	q.deadLettered++
+	q.mu.Unlock()
+	return nil
+}
+
+// Dead-letter reasons (the start of the reason string).
+const (
+	reasonTooLarge   = "datadog: item too large"
+	reasonBadRequest = "datadog: item refused as malformed"
+)
+
+// gzipTo compresses parts, in order, into dst with a pooled writer at the
+// fastest level: on the logs path compression costs more than encoding,
+// and Datadog's limits are on the uncompressed size anyway.
+func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
+	zw, _ := s.gzips.Get().(*gzip.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = gzip.NewWriterLevel(dst, gzip.BestSpeed); err != nil {
+			return err
+		}
+	} else {
+		zw.Reset(dst)
+	}
+	defer s.gzips.Put(zw)
+	for _, p := range parts {
+		if _, err := zw.Write(p); err != nil {
+			return err
+		}
+	}
+	return zw.Close()
+}
+
+func (s *Sink) getBuf() *bytes.Buffer {
+	b, _ := s.bufs.Get().(*bytes.Buffer)
+	if b == nil {
+		return new(bytes.Buffer)
+	}
+	b.Reset()
+	return b
+}
+
+func (s *Sink) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 8<<20 {
+		s.bufs.Put(b)
+	}
+}
+
+func (s *Sink) getEncoder() *logEncoder {
+	e, _ := s.encoders.Get().(*logEncoder)
+	if e == nil {
+		e = &logEncoder{service: s.cfg.Service}
+	}
+	e.reset()
+	return e
+}
+
+func (s *Sink) putEncoder(e *logEncoder) {
+	if cap(e.buf) <= 16<<20 {
+		s.encoders.Put(e)
+	}
+}

@@ -1,0 +1,137 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/futureagi/prism-exporter/schemas"
+)
+
+// Logs go to POST <logs intake>/api/v2/logs as a gzipped JSON array, written
+// by the hand-rolled encoder (logenc.go) and sent with the client's
+// http.Client: SubmitLog would build a model and a map per log and
+// json.Marshal them, several times slower (see BenchmarkLogs*), on the path
+// every record takes.
+
+// sendLogs delivers logs in requests of at most 500 items and 5 MB.
+func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Event) error {
+	enc := q.s.getEncoder()
+	defer q.s.putEncoder(enc)
+	for i, ev := range logs {
+		ok, trimmed := enc.add(ev, i)
+		if trimmed {
+			q.s.m.trimmed.Inc()
+		}
+		if !ok {
+			// Over 1 MB even with its error message and message cut: only
+			// other fields can be that large. Kept in the dead-letter topic.
+			item := enc.appendLog(nil, ev, noTrim())
+			if err := q.deadLetter(ctx, kindLogs, reasonTooLarge, item, "log over 1 MB after trimming"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range enc.chunks(maxLogsPerRequest, maxLogsRequestBytes) {
+		if err := q.sendLogRange(ctx, cn, enc, logs, r[0], r[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendLogRange sends items [i, j) of enc. Refusals are narrowed down by
+// splitting: a 413 in halves (one item still too large is trimmed once
+// more, else dead-lettered); a 400 by bisection down to the items Datadog
+// refuses, which are dead-lettered while the rest is delivered.
+func (q *tenantQueue) sendLogRange(ctx context.Context, cn *conn, enc *logEncoder, logs []*schemas.Event, i, j int) error {
+	err := q.postLogsBody(ctx, cn, j-i, []byte{'['}, enc.body(i, j), []byte{']'})
+	var se *statusError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errTooLarge) && j-i > 1, errors.Is(err, errBadRequest) && j-i > 1:
+		if errors.Is(err, errTooLarge) {
+			q.s.m.retries.WithLabelValues("status_413").Inc()
+		}
+		mid := i + (j-i)/2
+		if err := q.sendLogRange(ctx, cn, enc, logs, i, mid); err != nil {
+			return err
+		}
+		return q.sendLogRange(ctx, cn, enc, logs, mid, j)
+	case errors.Is(err, errTooLarge):
+		q.s.m.retries.WithLabelValues("status_413").Inc()
+		item := enc.item(i)
+		ev := logs[enc.ev[i]]
+		if smaller, ok := enc.fit(ev, len(item), len(item)/2); ok {
+			q.s.m.trimmed.Inc()
+			err := q.postLogsBody(ctx, cn, 1, []byte{'['}, smaller, []byte{']'})
+			if err == nil || !errors.Is(err, errTooLarge) && !errors.Is(err, errBadRequest) {
+				return err
+			}
+		}
+		errors.As(err, &se)
+		return q.deadLetter(ctx, kindLogs, reasonTooLarge, item, detailOf(se))
+	case errors.Is(err, errBadRequest):
+		errors.As(err, &se)
+		return q.deadLetter(ctx, kindLogs, reasonBadRequest, enc.item(i), detailOf(se))
+	}
+	return err
+}
+
+func detailOf(se *statusError) string {
+	if se == nil {
+		return ""
+	}
+	return se.Error()
+}
+
+// postLogsBody compresses parts (a JSON array of n logs) and sends it until
+// Datadog gives a final answer.
+func (q *tenantQueue) postLogsBody(ctx context.Context, cn *conn, n int, parts ...[]byte) error {
+	raw := 0
+	for _, p := range parts {
+		raw += len(p)
+	}
+	buf := q.s.getBuf()
+	defer q.s.putBuf(buf)
+	if err := q.s.gzipTo(buf, parts...); err != nil {
+		return err
+	}
+	body := buf.Bytes()
+	err := q.attempt(ctx, cn, endpointLogs, func(ctx context.Context) answer {
+		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageUncompressed).Add(float64(raw))
+		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageCompressed).Add(float64(len(body)))
+		return q.s.postLogs(ctx, cn, body)
+	})
+	if err == nil {
+		q.s.m.items.WithLabelValues(kindLogs, Delivered.String()).Add(float64(n))
+	}
+	return err
+}
+
+// postLogs is one POST of a gzipped logs array.
+func (s *Sink) postLogs(ctx context.Context, cn *conn, gz []byte) answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cn.logsURL, bytes.NewReader(gz))
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header.Set("DD-API-KEY", string(cn.apiKey))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("User-Agent", s.dd.api.GetConfig().UserAgent)
+	resp, err := s.dd.httpc.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode >= 300 {
+		a.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	}
+	// Drain a little so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return a
+}
