@@ -1,0 +1,139 @@
+package aggregate
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/futureagi/prism-exporter/schemas"
+)
+
+func discard(Batch) {}
+
+// benchEvents makes n events spread round-robin over tenants, with a few tag
+// sets and varied latencies; timestamps are set by the caller.
+func benchEvents(n, tenants int) []*schemas.Event {
+	models := []string{"gpt-4o", "claude-sonnet", "llama-3"}
+	providers := []string{"openai", "anthropic"}
+	names := make([]string, tenants)
+	for i := range names {
+		names[i] = "org-" + strconv.Itoa(i)
+	}
+	evs := make([]*schemas.Event, n)
+	for i := range evs {
+		evs[i] = &schemas.Event{
+			OrgID: names[i%tenants], Model: models[i%3], Provider: providers[i%2], GatewayID: "gw-eu",
+			RoutingStrategy: "cost", PromptTokens: int64(i % 900), CompletionTokens: int64(i % 300),
+			LatencyMS: int64(50 + i*37%5000), Cost: float64(i%100) * 1e-5, StatusCode: 200,
+		}
+	}
+	return evs
+}
+
+// BenchmarkAdd is the steady state of one busy partition: 100 tenants with
+// 1-minute windows, 1000 records per second of event time (600 per tenant
+// window, so chunks of 500 go out), an Advance per 1000 records as the
+// processor does per fetch. ns/op and allocs/op are per record added,
+// closes and chunk hand-offs included.
+func BenchmarkAdd(b *testing.B) {
+	const tenants = 100
+	clock := &fakeClock{now: t0}
+	a, err := New(Config{AllowedLateness: 10 * time.Second, Clock: clock}, Resume{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A ring of events, re-stamped as they are reused: Add reads an event's
+	// fields once, so reusing one still buffered as a log changes nothing
+	// the aggregator computes.
+	evs := benchEvents(1<<16, tenants)
+	i := 0
+	add := func() {
+		ev := evs[i&(len(evs)-1)]
+		ev.Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
+		a.Add(int64(i), ev, time.Minute, discard)
+		i++
+		if i%1000 == 0 {
+			clock.now = ev.Timestamp
+			a.Advance(false, discard)
+		}
+	}
+	for range 300_000 { // five minutes of event time: windows open, close, retained
+		add()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		add()
+	}
+}
+
+// BenchmarkClose is the cost per window closed: 1000 tenants with 10
+// records over 3 tag sets each, closed together by an idle Advance (totals,
+// sort, sketch percentiles, retention and eviction).
+func BenchmarkClose(b *testing.B) {
+	const tenants, perWindow = 1000, 10
+	clock := &fakeClock{now: t0}
+	a, err := New(Config{Clock: clock}, Resume{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := benchEvents(tenants*perWindow, tenants)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for round, closed := 0, 0; closed < b.N; round++ {
+		b.StopTimer()
+		start := t0.Add(time.Duration(round) * time.Minute)
+		for j, ev := range evs {
+			ev.Timestamp = start.Add(time.Duration(j) * time.Millisecond)
+			a.Add(int64(round*len(evs)+j), ev, time.Minute, discard)
+		}
+		clock.now = start.Add(time.Minute)
+		b.StartTimer()
+		a.Advance(true, discard)
+		closed += tenants
+	}
+}
+
+// BenchmarkOpenWindowMemory reports the heap bytes one open window costs
+// with 10,000 tenants each holding one (B/window): the events themselves are
+// allocated beforehand and not counted, their buffered log pointers are.
+func BenchmarkOpenWindowMemory(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		perWindow int
+	}{
+		{"records=1", 1},
+		{"records=10,tagsets=3", 10},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			const tenants = 10_000
+			evs := benchEvents(tenants*bc.perWindow, tenants)
+			for _, ev := range evs {
+				ev.Timestamp = t0
+			}
+			var perWindow float64
+			for range b.N {
+				clock := &fakeClock{now: t0}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				a, err := New(Config{Clock: clock}, Resume{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for j, ev := range evs {
+					a.Add(int64(j), ev, time.Minute, discard)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if got := a.Stats().OpenWindows; got != tenants {
+					b.Fatalf("%d open windows, want %d", got, tenants)
+				}
+				perWindow = float64(after.HeapAlloc-before.HeapAlloc) / tenants
+				runtime.KeepAlive(a)
+			}
+			b.ReportMetric(perWindow, "B/window")
+		})
+	}
+}

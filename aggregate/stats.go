@@ -1,0 +1,17 @@
+package aggregate
+
+// Stats is what the Aggregator holds and has done, for self-metrics.
+type Stats struct {
+	OpenWindows     int // windows collecting records
+	BufferedLogs    int // logs held: open windows' partial chunks and late records awaiting Advance
+	RetainedWindows int // closed windows whose totals are kept for late corrections
+
+	LateCorrected     int64 // late records whose window's totals were corrected
+	LateMetricDropped int64 // late records sent as logs only: their window's totals were no longer kept
+	TagSetsFolded     int64 // records whose tag set was new to a full window and went to Other
+	ReplaySkipped     int64 // records of windows delivered before the resume, skipped
+	Replayed          int64 // records of windows delivered before the resume, re-sent as logs only
+}
+
+// Stats returns the current counts.
+func (a *Aggregator) Stats() Stats { return a.stats }
