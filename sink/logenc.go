@@ -76,40 +76,59 @@ func (e *logEncoder) add(ev *schemas.Event, index int) (ok, trimmed bool) {
 }
 
 // fit re-encodes ev trimmed so that it takes at most limit bytes; size is
-// its untrimmed size. It returns a fresh slice (not part of buf).
+// its untrimmed size. The error message is cut first (it is the field that
+// grows without bound, and it appears twice for a failed request), then the
+// message. It returns a fresh slice (not part of buf), and false when even
+// both cut to nothing do not fit.
 func (e *logEncoder) fit(ev *schemas.Event, size, limit int) ([]byte, bool) {
 	trim := noTrim()
 	if ev.ErrorMessage != "" {
-		// The error message is in the attribute and, for a failed request,
-		// in the message too: each byte cut saves at least one byte in each.
-		excess := size - limit
-		cut := excess + len(truncatedMark) + 8
-		if ev.Failed() {
-			cut = (excess+1)/2 + len(truncatedMark) + 8
+		item, ok := shrink(len(ev.ErrorMessage), size, limit, func(n int) []byte {
+			t := trim
+			t.errMax = n
+			return e.appendLog(nil, ev, t)
+		})
+		if ok {
+			return item, true
 		}
-		trim.errMax = max(0, len(ev.ErrorMessage)-cut)
-		item := e.appendLog(nil, ev, trim)
+		trim.errMax = 0
+		size = len(item)
+	}
+	e.msg = e.message(e.msg[:0], ev, trim)
+	return shrink(len(e.msg), size, limit, func(n int) []byte {
+		t := trim
+		t.msgMax = n
+		return e.appendLog(nil, ev, t)
+	})
+}
+
+// shrink finds a length n for a field of full bytes such that encode(n),
+// the item with the field cut to n, fits in limit, close to the largest
+// such n. size is the item's size with the field whole. Escaping makes an
+// encoded byte cost more than a raw one, by a factor estimated from the
+// field's share of the item; a few steps correct the estimate where the
+// field's density varies.
+func shrink(full, size, limit int, encode func(n int) []byte) ([]byte, bool) {
+	empty := encode(0)
+	if len(empty) > limit {
+		return empty, false
+	}
+	perByte := 1.0
+	if full > 0 {
+		perByte = max(1, float64(size-len(empty))/float64(full))
+	}
+	n := int(float64(limit-len(empty)) / perByte)
+	for try := 0; try < 8 && n > 0; try++ {
+		item := encode(n)
 		if len(item) <= limit {
 			return item, true
 		}
-		if trim.errMax > 0 {
-			trim.errMax = 0
-			item = e.appendLog(nil, ev, trim)
-			if len(item) <= limit {
-				return item, true
-			}
-		}
-		size = len(item)
+		n -= int(float64(len(item)-limit)/perByte) + 16
 	}
-	excess := size - limit
-	e.msg = e.message(e.msg[:0], ev, trim)
-	trim.msgMax = max(0, len(e.msg)-excess-len(truncatedMark)-8)
-	item := e.appendLog(nil, ev, trim)
-	return item, len(item) <= limit
+	return empty, true
 }
 
-// body returns the JSON array of items [i, j) as up to three slices
-// ("[", the items, "]") to be written in turn.
+// body is items [i, j), comma-separated: the inside of a JSON array.
 func (e *logEncoder) body(i, j int) []byte { return e.buf[e.starts[i]:e.ends[j-1]] }
 
 func (e *logEncoder) bodySize(i, j int) int { return e.ends[j-1] - e.starts[i] + 2 }

@@ -107,54 +107,77 @@ type seriesGroup struct {
 // by each series' encoded size under maxRaw, then in halves while a
 // request's compressed body is over maxGz. A single series over the limits
 // comes back alone; Datadog's 413 decides its fate.
+//
+// Each series is marshalled once. The client's body for a group is
+// `{"series":[` + the series joined by commas + `]}` and a newline (a test
+// holds this against encodeSeries), so a group's sizes come from joining
+// and compressing those bytes, without marshalling again.
 func splitSeries(series []datadogV2.MetricSeries, maxRaw, maxGz int) ([]seriesGroup, error) {
-	const envelope = len(`{"series":[]}` + "\n")
-	var groups []seriesGroup
-	start, size := 0, envelope
+	enc := make([][]byte, len(series))
 	for i := range series {
 		b, err := datadog.Marshal(series[i])
 		if err != nil {
 			return nil, err
 		}
-		n := len(b) + 1 // and its comma
+		enc[i] = b
+	}
+	var out []seriesGroup
+	start, size := 0, len(seriesEnvelopeHead)+len(seriesEnvelopeTail)
+	for i := range series {
+		n := len(enc[i]) + 1 // and its comma
 		if i > start && size+n > maxRaw {
-			groups = append(groups, seriesGroup{series: series[start:i]})
-			start, size = i, envelope
+			out = fitCompressed(out, series[start:i], enc[start:i], maxGz)
+			start, size = i, len(seriesEnvelopeHead)+len(seriesEnvelopeTail)
 		}
 		size += n
 	}
 	if start < len(series) {
-		groups = append(groups, seriesGroup{series: series[start:]})
-	}
-	var out []seriesGroup
-	for _, g := range groups {
-		split, err := fitCompressed(g.series, maxGz)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, split...)
+		out = fitCompressed(out, series[start:], enc[start:], maxGz)
 	}
 	return out, nil
 }
 
-func fitCompressed(series []datadogV2.MetricSeries, maxGz int) ([]seriesGroup, error) {
-	raw, gz, err := encodeSeries(series)
-	if err != nil {
-		return nil, err
-	}
+const (
+	seriesEnvelopeHead = `{"series":[`
+	seriesEnvelopeTail = "]}\n"
+)
+
+// fitCompressed appends series to out as one group, or as halves, recursively,
+// while the group compresses to more than maxGz.
+func fitCompressed(out []seriesGroup, series []datadogV2.MetricSeries, enc [][]byte, maxGz int) []seriesGroup {
+	raw, gz := joinedSizes(enc)
 	if gz <= maxGz || len(series) == 1 {
-		return []seriesGroup{{series: series, raw: raw, gz: gz}}, nil
+		return append(out, seriesGroup{series: series, raw: raw, gz: gz})
 	}
 	mid := len(series) / 2
-	a, err := fitCompressed(series[:mid], maxGz)
-	if err != nil {
-		return nil, err
+	out = fitCompressed(out, series[:mid], enc[:mid], maxGz)
+	return fitCompressed(out, series[mid:], enc[mid:], maxGz)
+}
+
+// joinedSizes is the raw and gzipped size of the client's body for enc.
+func joinedSizes(enc [][]byte) (raw, gz int) {
+	var out countingWriter
+	zw := stdgzip.NewWriter(&out)
+	_, _ = zw.Write([]byte(seriesEnvelopeHead))
+	raw = len(seriesEnvelopeHead) + len(seriesEnvelopeTail)
+	for i, b := range enc {
+		if i > 0 {
+			_, _ = zw.Write([]byte{','})
+			raw++
+		}
+		_, _ = zw.Write(b)
+		raw += len(b)
 	}
-	b, err := fitCompressed(series[mid:], maxGz)
-	if err != nil {
-		return nil, err
-	}
-	return append(a, b...), nil
+	_, _ = zw.Write([]byte(seriesEnvelopeTail))
+	_ = zw.Close() // writes to a counter cannot fail
+	return raw, out.n
+}
+
+type countingWriter struct{ n int }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += len(p)
+	return len(p), nil
 }
 
 // sendSeries delivers a window's series.

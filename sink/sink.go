@@ -158,9 +158,10 @@ type Sink struct {
 	m   *sinkMetrics
 	dd  *ddClient
 	now func() time.Time
-	// sleep waits between retries; tests replace it to check waits without
-	// waiting.
+	// sleep waits between retries and mono tells the time the waits are
+	// measured with; tests replace both to check waits without waiting.
 	sleep func(ctx context.Context, d time.Duration) error
+	mono  func() time.Time
 
 	encoders sync.Pool // *logEncoder
 	gzips    sync.Pool // *gzip.Writer
@@ -216,6 +217,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, dl DeadLetterer
 		dd:        newDDClient(cfg),
 		now:       cfg.Clock,
 		sleep:     sleepCtx,
+		mono:      time.Now,
 		firstSeen: make(map[string]time.Time),
 		queues:    make(map[string]*tenantQueue),
 	}

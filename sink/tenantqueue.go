@@ -301,7 +301,7 @@ func appKeyAdvice(site Site) string {
 // waitTurn sleeps until the tenant's backoff allows a request.
 func (q *tenantQueue) waitTurn(ctx context.Context) error {
 	q.mu.Lock()
-	d := time.Until(q.notBefore)
+	d := q.notBefore.Sub(q.s.mono())
 	q.mu.Unlock()
 	if d <= 0 {
 		return nil
@@ -317,7 +317,7 @@ func (q *tenantQueue) backOff(be *backoffError) (time.Duration, int) {
 	defer q.mu.Unlock()
 	q.failures++
 	d := max(backoff(q.failures, min(baseBackoff, q.s.cfg.MaxBackoff), q.s.cfg.MaxBackoff), be.wait)
-	if nb := time.Now().Add(d); nb.After(q.notBefore) {
+	if nb := q.s.mono().Add(d); nb.After(q.notBefore) {
 		q.notBefore = nb
 	}
 	if q.state != Error {

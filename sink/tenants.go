@@ -237,6 +237,9 @@ func parseTenant(n *yaml.Node) (Tenant, error) {
 	if t.SyncInterval == 0 {
 		t.SyncInterval = DefaultSyncInterval
 	}
+	if t.Site == "" {
+		t.Site = SiteUS1
+	}
 	return t, nil
 }
 
