@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -86,7 +87,7 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 		MaxBytes:      16 << 20,
 		MaxWait:       250 * time.Millisecond,
 		QueueCapacity: 1024,
-		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { log.Debug("kafka reader: " + msg) }),
+		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { log.Debug("kafka reader: " + fmt.Sprintf(msg, args...)) }),
 	})
 	if start >= 0 {
 		err = r.SetOffset(start)
@@ -148,37 +149,44 @@ func (pt *partition) resumePoint(ctx context.Context, assigned int64) (int64, re
 }
 
 // fetch reads records and hands them over in slices, so that a busy partition
-// pays one channel hand-off per slice rather than per record.
+// pays one channel hand-off per slice rather than per record. A partial slice
+// waits at most a couple of milliseconds for more records.
 func fetch(ctx context.Context, r *kafka.Reader, out chan<- []kafka.Message, log *zap.Logger) {
-	buf := make([]kafka.Message, 0, 256)
+	const size = 256
+	buf := make([]kafka.Message, 0, size)
+	send := func() bool {
+		select {
+		case out <- buf:
+			buf = make([]kafka.Message, 0, size)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
-		m, err := r.FetchMessage(ctx)
+		fctx, cancel := ctx, context.CancelFunc(nil)
+		if len(buf) > 0 {
+			fctx, cancel = context.WithTimeout(ctx, 2*time.Millisecond)
+		}
+		m, err := r.FetchMessage(fctx)
+		if cancel != nil {
+			cancel()
+		}
 		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if !send() {
+					return
+				}
+				continue
+			}
 			if ctx.Err() == nil {
 				log.Warn("fetch failed", zap.Error(err))
-			}
-			if len(buf) > 0 {
-				select {
-				case out <- buf:
-				case <-ctx.Done():
-				}
 			}
 			return
 		}
 		buf = append(buf, m)
-		if len(buf) == cap(buf) {
-			select {
-			case out <- buf:
-			case <-ctx.Done():
-				return
-			}
-			buf = make([]kafka.Message, 0, 256)
-			continue
-		}
-		select {
-		case out <- buf:
-			buf = make([]kafka.Message, 0, 256)
-		default:
+		if len(buf) == size && !send() {
+			return
 		}
 	}
 }

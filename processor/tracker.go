@@ -118,12 +118,15 @@ func (t *tracker) commitPoint(frontier time.Time, heldOpen int64, holding bool) 
 			c = w.minOffset
 		}
 	}
-	l := int64(-1)
+	// L starts at the next offset to fetch: a record not yet fetched whose
+	// window is already delivered is late, and must not be mistaken on replay
+	// for one whose log went out with its window.
+	l := t.next
 	for _, off := range t.late {
 		if off < c {
 			c = off
 		}
-		if l < 0 || off < l {
+		if off < l {
 			l = off
 		}
 	}

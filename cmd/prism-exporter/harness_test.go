@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ type env struct {
 	tenants  []testTenant
 	tenantsF string
 	lateness time.Duration
+	run      atomic.Pointer[running] // the in-process exporter, when one runs
 }
 
 func newEnv(t *testing.T, tenants []testTenant) *env {
@@ -280,6 +282,13 @@ func (e *env) waitCommitted(timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if r := e.run.Load(); r != nil {
+				e.t.Logf("exporter: %+v", r.proc.Status())
+				for _, ts := range r.sink.TenantStatus() {
+					e.t.Logf("tenant %+v", ts)
+				}
+			}
+			e.t.Logf("local Datadog: %+v", e.dd.Stats())
 			e.t.Fatalf("committed offsets %v did not reach the end %v within %s", got, end, timeout)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -292,7 +301,7 @@ func (e *env) runInProcess(s settings) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel))
-	go func() { done <- serve(ctx, s, log, nil) }()
+	go func() { done <- serve(ctx, s, log, func(r *running) { e.run.Store(r) }) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -311,35 +320,30 @@ func (e *env) runInProcess(s settings) (stop func()) {
 	return stop
 }
 
-// readDLQ reads every dead letter currently in the dead-letter topic.
-func (e *env) readDLQ() []kafka.Message {
-	var out []kafka.Message
-	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	req := make([]kafka.OffsetRequest, partitions)
-	for p := range req {
-		req[p] = kafka.LastOffsetOf(p)
-	}
-	res, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{e.dlq: req}})
+// readDLQ reads the dead-letter topic until it has read want records or
+// nothing more arrives.
+func (e *env) readDLQ(want int) []kafka.Message {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(e.dlq), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for _, po := range res.Topics[e.dlq] {
-		if po.LastOffset <= po.FirstOffset {
-			continue
+	defer cl.Close()
+	var out []kafka.Message
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			e.t.Errorf("read %d of %d dead letters: %v", len(out), want, fs.Errors())
+			break
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.dlq, Partition: po.Partition, MaxWait: 100 * time.Millisecond})
-		_ = r.SetOffset(po.FirstOffset)
-		for off := po.FirstOffset; off < po.LastOffset; {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			m, err := r.ReadMessage(ctx)
-			cancel()
-			if err != nil {
-				e.t.Fatalf("reading dead letters: %v", err)
+		fs.EachRecord(func(r *kgo.Record) {
+			m := kafka.Message{Partition: int(r.Partition), Offset: r.Offset, Key: r.Key, Value: r.Value}
+			for _, h := range r.Headers {
+				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 			}
 			out = append(out, m)
-			off = m.Offset + 1
-		}
-		_ = r.Close()
+		})
 	}
 	return out
 }
@@ -517,17 +521,21 @@ func (e *env) checkDatadog(recs []sent, exactlyOnce bool) int {
 // produced: each is there with its reason and source position.
 func (e *env) checkDeadLetters(recs []sent) {
 	e.t.Helper()
-	dls := e.readDLQ()
+	bad := 0
+	for _, r := range recs {
+		if r.bad {
+			bad++
+		}
+	}
+	dls := e.readDLQ(bad)
 	byPos := map[string]kafka.Message{}
 	for _, m := range dls {
 		byPos[header(m, "prism-dlq-source-partition")+"/"+header(m, "prism-dlq-source-offset")] = m
 	}
-	bad := 0
 	for _, r := range recs {
 		if !r.bad {
 			continue
 		}
-		bad++
 		m, ok := byPos[strconv.Itoa(r.partition)+"/"+strconv.FormatInt(r.offset, 10)]
 		if !ok {
 			e.t.Errorf("malformed record at %d/%d is not in the dead-letter topic", r.partition, r.offset)

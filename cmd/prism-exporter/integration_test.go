@@ -29,7 +29,7 @@ func TestIntegrationPipeline(t *testing.T) {
 	recs := e.traffic(n, 90*time.Second, 97, 1)
 	e.produce(recs)
 	e.runInProcess(e.settings())
-	e.waitCommitted(3 * time.Minute)
+	e.waitCommitted(90 * time.Second)
 	e.checkDeadLetters(recs)
 	e.checkDatadog(recs, true)
 	if bad := e.dd.InvalidTags("org_3f9a1c"); len(bad) > 0 {
