@@ -73,10 +73,7 @@ func newDDClient(cfg Config) *ddClient {
 // parseBaseURL checks PRISM_DATADOG_URL.
 func parseBaseURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("must start with http:// or https://, got %q", s)
 	}
 	if u.Host == "" {

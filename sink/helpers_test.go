@@ -140,8 +140,12 @@ func (ts *testSink) allLogText() string {
 	var b strings.Builder
 	for _, e := range ts.logs.All() {
 		b.WriteString(e.Message)
+		enc := zapcore.NewMapObjectEncoder()
 		for _, f := range e.Context {
-			fmt.Fprintf(&b, " %s=%v%s%v", f.Key, f.String, f.Interface, f.Integer)
+			f.AddTo(enc)
+		}
+		for k, v := range enc.Fields {
+			fmt.Fprintf(&b, " %s=%v", k, v)
 		}
 		b.WriteByte('\n')
 	}

@@ -123,7 +123,7 @@ func classify(ctx context.Context, endpoint string, a answer, secrets ...Secret)
 		} else {
 			cause = &statusError{endpoint: endpoint, code: a.status, detail: errorDetail(a.body, secrets)}
 		}
-		return &backoffError{wait: serverWait(a.header, time.Now()), reason: reason, err: cause}
+		return &backoffError{wait: serverWait(a.status, a.header, time.Now()), reason: reason, err: cause}
 	}
 	if a.err != nil {
 		return fmt.Errorf("%s: %s", endpoint, redact(a.err.Error(), secrets))
@@ -144,14 +144,18 @@ func classify(ctx context.Context, endpoint string, a answer, secrets ...Secret)
 // value; Datadog's rate-limit periods are seconds to minutes.
 const maxServerWait = time.Hour
 
-// serverWait reads X-RateLimit-Reset (seconds until the limit resets) and
-// Retry-After (seconds, or an HTTP date) and returns the longer.
-func serverWait(h http.Header, now time.Time) time.Duration {
+// serverWait is the least wait the answer asks for: Retry-After (seconds,
+// or an HTTP date) on any retryable answer, and on a 429 also
+// X-RateLimit-Reset (seconds until the rate-limit window resets). Datadog
+// sends the X-RateLimit-* headers on every answer of a rate-limited
+// endpoint, so Reset only means "wait" when the answer is a 429 (the
+// client's own retry reads it the same way).
+func serverWait(status int, h http.Header, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
 	var wait time.Duration
-	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" && status == http.StatusTooManyRequests {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
 			wait = max(wait, time.Duration(s*float64(time.Second)))
 		}

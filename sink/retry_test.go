@@ -84,7 +84,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, status := range []int{408, 429, 500, 503} {
 		h := http.Header{}
-		h.Set("X-RateLimit-Reset", "7")
+		h.Set("Retry-After", "7")
 		err := classify(ctx, "series", answer{status: status, header: h, body: []byte(`{"errors":["slow down"]}`)}, key)
 		var be *backoffError
 		if !errors.As(err, &be) || be.wait != 7*time.Second {
@@ -117,24 +117,31 @@ func TestServerWait(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		h    http.Header
-		want time.Duration
+		status int
+		h      http.Header
+		want   time.Duration
 	}{
-		{nil, 0},
-		{h(), 0},
-		{h("Retry-After", "3"), 3 * time.Second},
-		{h("Retry-After", "1.5"), 1500 * time.Millisecond},
-		{h("Retry-After", now.Add(90*time.Second).Format(http.TimeFormat)), 90 * time.Second},
-		{h("Retry-After", "soon"), 0},
-		{h("Retry-After", "-4"), 0},
-		{h("X-RateLimit-Reset", "12"), 12 * time.Second},
-		{h("X-RateLimit-Reset", "12", "Retry-After", "30"), 30 * time.Second},
-		{h("X-RateLimit-Reset", "40", "Retry-After", "30"), 40 * time.Second},
-		{h("X-RateLimit-Reset", "99999999"), maxServerWait},
+		{429, nil, 0},
+		{429, h(), 0},
+		{429, h("Retry-After", "3"), 3 * time.Second},
+		{503, h("Retry-After", "3"), 3 * time.Second},
+		{429, h("Retry-After", "1.5"), 1500 * time.Millisecond},
+		{429, h("Retry-After", now.Add(90*time.Second).Format(http.TimeFormat)), 90 * time.Second},
+		{429, h("Retry-After", "soon"), 0},
+		{429, h("Retry-After", "-4"), 0},
+		{429, h("X-RateLimit-Reset", "12"), 12 * time.Second},
+		{429, h("X-RateLimit-Reset", "12", "Retry-After", "30"), 30 * time.Second},
+		{429, h("X-RateLimit-Reset", "40", "Retry-After", "30"), 40 * time.Second},
+		{429, h("X-RateLimit-Reset", "99999999"), maxServerWait},
+		// Every answer carries the rate-limit headers; only a 429 means
+		// "wait for the reset".
+		{503, h("X-RateLimit-Reset", "20"), 0},
+		{408, h("X-RateLimit-Reset", "60"), 0},
+		{500, h("X-RateLimit-Reset", "60", "Retry-After", "2"), 2 * time.Second},
 	}
 	for _, c := range cases {
-		if got := serverWait(c.h, now); got != c.want {
-			t.Errorf("serverWait(%v) = %v, want %v", c.h, got, c.want)
+		if got := serverWait(c.status, c.h, now); got != c.want {
+			t.Errorf("serverWait(%d, %v) = %v, want %v", c.status, c.h, got, c.want)
 		}
 	}
 }
