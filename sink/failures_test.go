@@ -684,3 +684,27 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 		}
 	}
 }
+
+func TestUntrimmableLogDeadLettered(t *testing.T) {
+	dd := newFakeDD(t)
+	s := newTestSink(t, Config{BaseURL: dd.srv.URL})
+	s.SetTenants([]Tenant{{ID: "org_a", APIKey: keyA}})
+	b := closeBatch("org_a", time.Now(), 5)
+	b.Logs[2].UserID = strings.Repeat("u", 1_500_000) // nothing that may be trimmed is large
+	if o := wait(t, deliver(t, s.Sink, b), 5*time.Second); o != Delivered {
+		t.Fatal(o)
+	}
+	if n := len(dd.acceptedLogs(t, keyA)); n != 4 {
+		t.Errorf("%d logs accepted, want 4", n)
+	}
+	dead := s.dl.all()
+	if len(dead) != 1 || len(dead[0].item) > maxLogBytes || !strings.Contains(string(dead[0].item), b.Logs[2].RequestID) ||
+		!strings.HasPrefix(dead[0].reason, reasonTooLarge) || !json.Valid(dead[0].item) {
+		for _, d := range dead {
+			t.Errorf("dead letter %q (%d bytes)", d.reason, len(d.item))
+		}
+	}
+	if counterValue(t, s, "dead_lettered", kindLogs, dlTooLarge) != 1 {
+		t.Errorf("dead_lettered{logs,too_large} = %v", counterValue(t, s, "dead_lettered", kindLogs, dlTooLarge))
+	}
+}

@@ -27,9 +27,11 @@ func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Ev
 		}
 		if !ok {
 			// Over 1 MB even with its error message and message cut: only
-			// other fields can be that large. Kept in the dead-letter topic.
-			item := enc.appendLog(nil, ev, noTrim())
-			if err := q.deadLetter(ctx, kindLogs, reasonTooLarge, item, "log over 1 MB after trimming"); err != nil {
+			// other fields can be that large. Kept in the dead-letter topic,
+			// with every field cut to 64 KB so that the dead letter itself
+			// fits in a Kafka message.
+			item := enc.appendLog(nil, shortened(ev, 64<<10), noTrim())
+			if err := q.deadLetter(ctx, kindLogs, reasonTooLarge, item, "log over 1 MB after trimming error_message and message; dead-lettered with every field cut to 64 KB"); err != nil {
 				return err
 			}
 		}
@@ -134,4 +136,14 @@ func (s *Sink) postLogs(ctx context.Context, cn *conn, gz []byte) answer {
 	// Drain a little so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return a
+}
+
+// shortened is a copy of ev with every string field cut to n bytes.
+func shortened(ev *schemas.Event, n int) *schemas.Event {
+	c := *ev
+	for _, f := range []*string{&c.RequestID, &c.TraceID, &c.Model, &c.ResolvedModel, &c.Provider, &c.ErrorMessage,
+		&c.ErrorCode, &c.AuthKeyID, &c.UserID, &c.SessionID, &c.OrgID, &c.GatewayID, &c.RoutingStrategy} {
+		*f = truncate(*f, n)
+	}
+	return &c
 }

@@ -1,11 +1,3 @@
-// Package sink delivers the exporter's batches to each tenant's own Datadog
-// account: one log per request record and per-window metric series. It also
-// keeps the tenant registry: which organisations are connected, with which
-// keys and site, and in which state.
-//
-// Every tenant has its own queue, its own in-flight limit and its own
-// backoff, so that one slow, rate-limited or misconfigured account never
-// holds up another. Only this package imports the Datadog API client.
 package sink
 
 import (
@@ -383,10 +375,14 @@ func (s *Sink) Close(ctx context.Context) error {
 	// their batches complete Abandoned.
 	s.rootCancel(errClosed)
 	s.mu.RLock()
+	qs := make([]*tenantQueue, 0, len(s.queues))
 	for _, q := range s.queues {
-		q.abandon()
+		qs = append(qs, q)
 	}
 	s.mu.RUnlock()
+	for _, q := range qs { // done callbacks run without the sink's locks
+		q.abandon()
+	}
 	<-drained
 
 	s.goMu.Lock()
