@@ -69,7 +69,9 @@ type Config struct {
 	// DrainTimeout bounds how long a revoked or stopping partition waits for
 	// in-flight deliveries before its last commit.
 	DrainTimeout time.Duration
-	// SessionTimeout and RebalanceTimeout are the consumer group's.
+	// SessionTimeout and RebalanceTimeout are the consumer group's. A member
+	// killed without leaving holds its partitions until SessionTimeout passes,
+	// so it bounds the stall a crash causes.
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
 	// CreateDLQTopic creates the dead-letter topic at start-up when missing.
@@ -112,7 +114,7 @@ func (c *Config) setDefaults() {
 		c.DrainTimeout = 10 * time.Second
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 30 * time.Second
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = 30 * time.Second
@@ -146,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryBudget < 1<<20 {
 		bad("MemoryBudget", "must be at least 1 MiB, got %d bytes", c.MemoryBudget)
+	}
+	if c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute {
+		bad("SessionTimeout", "must be between 6s and 5m (the brokers' default group.min/max.session.timeout.ms), got %s", c.SessionTimeout)
 	}
 	if c.DrainTimeout >= c.RebalanceTimeout {
 		bad("DrainTimeout", "must be shorter than RebalanceTimeout (%s), or a rebalance would evict this member", c.RebalanceTimeout)

@@ -143,7 +143,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		Dialer:                p.dialer,
 		Topics:                []string{p.cfg.Topic},
 		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
-		HeartbeatInterval:     3 * time.Second,
+		HeartbeatInterval:     p.cfg.SessionTimeout / 5,
 		SessionTimeout:        p.cfg.SessionTimeout,
 		RebalanceTimeout:      p.cfg.RebalanceTimeout,
 		JoinGroupBackoff:      time.Second,

@@ -21,6 +21,9 @@ type settings struct {
 	DLQTopic     string   `envconfig:"DLQ_TOPIC" default:"prism.gateway.events.dlq"`
 	CreateDLQ    bool     `envconfig:"CREATE_DLQ_TOPIC" default:"true"`
 
+	KafkaSessionTimeout   time.Duration `envconfig:"KAFKA_SESSION_TIMEOUT" default:"10s"`
+	KafkaRebalanceTimeout time.Duration `envconfig:"KAFKA_REBALANCE_TIMEOUT" default:"30s"`
+
 	KafkaSASLMechanism string           `envconfig:"KAFKA_SASL_MECHANISM"`
 	KafkaSASLUsername  string           `envconfig:"KAFKA_SASL_USERNAME"`
 	KafkaSASLPassword  processor.Secret `envconfig:"KAFKA_SASL_PASSWORD"`
@@ -51,19 +54,21 @@ type settings struct {
 // envNames maps processor.Config fields to the variables that set them, so
 // that a validation error names what the user has to change.
 var envNames = map[string]string{
-	"Brokers":         "PRISM_KAFKA_BROKERS",
-	"Topic":           "PRISM_KAFKA_TOPIC",
-	"Group":           "PRISM_KAFKA_GROUP",
-	"DLQTopic":        "PRISM_DLQ_TOPIC",
-	"AllowedLateness": "PRISM_ALLOWED_LATENESS",
-	"MaxTagSets":      "PRISM_MAX_TAG_SETS",
-	"MemoryBudget":    "PRISM_MEMORY_BUDGET_MIB",
-	"DrainTimeout":    "PRISM_DRAIN_TIMEOUT",
-	"CommitInterval":  "PRISM_COMMIT_INTERVAL",
-	"SASL.Mechanism":  "PRISM_KAFKA_SASL_MECHANISM",
-	"SASL.Username":   "PRISM_KAFKA_SASL_USERNAME",
-	"TLS.CertFile":    "PRISM_KAFKA_TLS_CERT_FILE",
-	"TLS":             "PRISM_KAFKA_TLS_*",
+	"Brokers":          "PRISM_KAFKA_BROKERS",
+	"Topic":            "PRISM_KAFKA_TOPIC",
+	"Group":            "PRISM_KAFKA_GROUP",
+	"DLQTopic":         "PRISM_DLQ_TOPIC",
+	"AllowedLateness":  "PRISM_ALLOWED_LATENESS",
+	"MaxTagSets":       "PRISM_MAX_TAG_SETS",
+	"MemoryBudget":     "PRISM_MEMORY_BUDGET_MIB",
+	"DrainTimeout":     "PRISM_DRAIN_TIMEOUT",
+	"SessionTimeout":   "PRISM_KAFKA_SESSION_TIMEOUT",
+	"RebalanceTimeout": "PRISM_KAFKA_REBALANCE_TIMEOUT",
+	"CommitInterval":   "PRISM_COMMIT_INTERVAL",
+	"SASL.Mechanism":   "PRISM_KAFKA_SASL_MECHANISM",
+	"SASL.Username":    "PRISM_KAFKA_SASL_USERNAME",
+	"TLS.CertFile":     "PRISM_KAFKA_TLS_CERT_FILE",
+	"TLS":              "PRISM_KAFKA_TLS_*",
 }
 
 // loadSettings reads the process environment and checks it, naming the
@@ -152,11 +157,13 @@ func (s settings) processorConfig() processor.Config {
 			KeyFile:            s.KafkaTLSKeyFile,
 			InsecureSkipVerify: s.KafkaTLSInsecure,
 		},
-		AllowedLateness: s.AllowedLateness,
-		MaxTagSets:      s.MaxTagSets,
-		MemoryBudget:    s.MemoryBudgetMiB << 20,
-		CommitInterval:  s.CommitInterval,
-		DrainTimeout:    s.DrainTimeout,
-		CreateDLQTopic:  s.CreateDLQ,
+		AllowedLateness:  s.AllowedLateness,
+		MaxTagSets:       s.MaxTagSets,
+		MemoryBudget:     s.MemoryBudgetMiB << 20,
+		CommitInterval:   s.CommitInterval,
+		DrainTimeout:     s.DrainTimeout,
+		SessionTimeout:   s.KafkaSessionTimeout,
+		RebalanceTimeout: s.KafkaRebalanceTimeout,
+		CreateDLQTopic:   s.CreateDLQ,
 	}
 }

@@ -45,7 +45,7 @@ func runDemo(args []string) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	every := fs.Duration("screen", 3*time.Second, "how often to print the screen")
 	lateness := fs.Duration("lateness", 2*time.Second, "allowed lateness")
-	logLevel := fs.String("log-level", "warn", "exporter log level (logs go to stderr)")
+	logLevel := fs.String("log-level", "error", "exporter log level (JSON logs go to stderr; info shows every dead letter and commit decision)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -124,6 +124,7 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEv
 		DatadogURL: ddURL, DatadogService: "prism-gateway", DatadogTimeout: 30 * time.Second, DatadogConcurrency: 2,
 		AllowedLateness: lateness, MaxTagSets: 1000, MemoryBudgetMiB: 128,
 		CommitInterval: time.Second, DrainTimeout: 5 * time.Second,
+		KafkaSessionTimeout: 10 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
 		HTTPAddr: "127.0.0.1:0", LogLevel: "warn",
 	}
 

@@ -55,6 +55,7 @@ type env struct {
 	tenantsF string
 	lateness time.Duration
 	run      atomic.Pointer[running] // the in-process exporter, when one runs
+	members  []*member               // exporter processes started, for their logs
 }
 
 func newEnv(t *testing.T, tenants []testTenant) *env {
@@ -135,6 +136,7 @@ func (e *env) settings() settings {
 		DatadogURL: e.ddURL, DatadogService: "prism-gateway", DatadogTimeout: 10 * time.Second, DatadogConcurrency: 2,
 		AllowedLateness: e.lateness, MaxTagSets: 1000, MemoryBudgetMiB: 256,
 		CommitInterval: 500 * time.Millisecond, DrainTimeout: 5 * time.Second,
+		KafkaSessionTimeout: 6 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
 		HTTPAddr: "127.0.0.1:0", LogLevel: "info",
 	}
 }
@@ -155,8 +157,10 @@ func (e *env) environ() []string {
 		"PRISM_ALLOWED_LATENESS="+s.AllowedLateness.String(),
 		"PRISM_COMMIT_INTERVAL=500ms",
 		"PRISM_DRAIN_TIMEOUT=5s",
+		// The brokers' minimum: a killed member's partitions move on sooner.
+		"PRISM_KAFKA_SESSION_TIMEOUT=6s",
 		"PRISM_HTTP_ADDR=127.0.0.1:0",
-		"PRISM_LOG_LEVEL=warn",
+		"PRISM_LOG_LEVEL=info",
 	)
 }
 
@@ -289,6 +293,10 @@ func (e *env) waitCommitted(timeout time.Duration) {
 				}
 			}
 			e.t.Logf("local Datadog: %+v", e.dd.Stats())
+			if n := len(e.members); n > 0 {
+				out, _ := os.ReadFile(e.members[n-1].log)
+				e.t.Logf("last member's log:\n%s", tail(out, 6000))
+			}
 			e.t.Fatalf("committed offsets %v did not reach the end %v within %s", got, end, timeout)
 		}
 		time.Sleep(200 * time.Millisecond)
