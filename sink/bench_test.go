@@ -4,6 +4,9 @@ import (
 	"bytes"
 	stdgzip "compress/gzip"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
 	"go.uber.org/zap"
 
+	"github.com/futureagi/prism-exporter/aggregate"
 	"github.com/futureagi/prism-exporter/schemas"
 	"github.com/futureagi/prism-exporter/schemas/gen"
 )
@@ -222,4 +226,46 @@ func BenchmarkRoute(b *testing.B) {
 			s.Route("org_500", at)
 		}
 	})
+}
+
+// BenchmarkDeliverLogs is the whole logs path of one tenant, Deliver to
+// 202: queue, workers (Concurrency 2), encoding, gzip and the POST, to a
+// local server that only reads the body.
+func BenchmarkDeliverLogs(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/api/v1/validate" {
+			_, _ = w.Write([]byte(`{"valid":true}`))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	s, err := New(Config{BaseURL: srv.URL}, nil, zap.NewNop(), &recordingDL{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetTenants([]Tenant{{ID: "org_a", APIKey: keyA}})
+	evs := benchEvents()
+	batch := aggregate.Batch{Kind: aggregate.KindLogs, Tenant: "org_a", Logs: evs}
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		wg.Add(1)
+		s.Deliver(batch, func(o Outcome) {
+			if o != Delivered {
+				b.Errorf("outcome %v", o)
+			}
+			wg.Done()
+		})
+		// keep a bounded number of batches queued, as the processor's
+		// memory budget does
+		for s.QueuedBytes() > 64<<20 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "logs/s")
+	b.StopTimer()
+	_ = s.Close(context.Background())
 }

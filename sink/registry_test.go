@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -166,6 +167,14 @@ func TestKeysNeverLeak(t *testing.T) {
 	places = append(places, s.allLogText())
 	for _, st := range s.TenantStatus() {
 		places = append(places, st.LastError)
+	}
+	status, err := json.Marshal(s.TenantStatus())
+	if err != nil {
+		t.Fatal(err)
+	}
+	places = append(places, string(status))
+	if !strings.Contains(string(status), `"state":"error"`) || !strings.Contains(string(status), `"site":"datadoghq.eu"`) {
+		t.Errorf("status page JSON: %s", status)
 	}
 	for _, d := range s.dl.all() {
 		places = append(places, d.reason, string(d.item))

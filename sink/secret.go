@@ -26,6 +26,3 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`
 // MarshalText implements encoding.TextMarshaler (also used by YAML encoders
 // and by zap's reflection-based encoder).
 func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
-
-// IsZero reports whether no key was given.
-func (s Secret) IsZero() bool { return s == "" }
