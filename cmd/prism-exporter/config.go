@@ -85,11 +85,14 @@ func loadSettings() (settings, error) {
 func envError(err error) error {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: cannot use %q as %s: %v", "PRISM_"+pe.KeyName, pe.Value, pe.TypeName, pe.Err)
+		return fmt.Errorf("%s: cannot use %q as %s: %v", pe.KeyName, pe.Value, pe.TypeName, pe.Err)
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "required key ") {
 		key := strings.TrimSuffix(strings.TrimPrefix(msg, "required key "), " missing value")
+		if !strings.HasPrefix(key, "PRISM_") {
+			key = "PRISM_" + key
+		}
 		return fmt.Errorf("%s: required, but not set", key)
 	}
 	return err
@@ -99,6 +102,9 @@ func (s settings) check() error {
 	var errs []error
 	if s.TenantsReload < time.Second {
 		errs = append(errs, fmt.Errorf("PRISM_TENANTS_RELOAD_INTERVAL: must be at least 1s, got %s", s.TenantsReload))
+	}
+	if s.MemoryBudgetMiB < 1 {
+		errs = append(errs, fmt.Errorf("PRISM_MEMORY_BUDGET_MIB: must be at least 1, got %d", s.MemoryBudgetMiB))
 	}
 	if s.DatadogTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRISM_DATADOG_TIMEOUT: must be positive, got %s", s.DatadogTimeout))

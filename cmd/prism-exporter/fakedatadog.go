@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/futureagi/prism-exporter/sink"
 	"github.com/futureagi/prism-exporter/sink/ddfake"
@@ -39,17 +41,21 @@ func runFakeDatadog(args []string) int {
 		}
 	}
 	dd := ddfake.New(ddfake.WithAccounts(accounts...))
-	url, err := dd.Start(*addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fake-datadog: %v\n", err)
-		return 1
-	}
-	fmt.Printf("fake-datadog: serving %d accounts at %s\n", len(accounts), url)
+	// Served through its Handler rather than Start, which only listens on
+	// loopback: in docker compose the exporter reaches it over the network.
+	srv := &http.Server{Addr: *addr, Handler: dd.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	<-ctx.Done()
-	if err := dd.Close(); err != nil && err != http.ErrServerClosed {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Printf("fake-datadog: serving %d accounts on %s (test support: keeps what it receives in memory)\n", len(accounts), *addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(os.Stderr, "fake-datadog: %v\n", err)
+		return 1
 	}
 	return 0
 }
