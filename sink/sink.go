@@ -29,7 +29,7 @@ type Config struct {
 	// Concurrency is the number of requests in flight per tenant. Default 2.
 	Concurrency int
 	// MaxBackoff caps the wait between retries (server-requested waits may
-	// be longer). Default 2m.
+	// be longer). Default 30s: after an outage, delivery resumes within that of Datadog coming back.
 	MaxBackoff time.Duration
 	// Clock tells the time used to decide what Datadog would drop as too
 	// old or too far in the future. Default time.Now.
@@ -41,7 +41,7 @@ const (
 	DefaultService     = "prism-gateway"
 	DefaultHTTPTimeout = 30 * time.Second
 	DefaultConcurrency = 2
-	DefaultMaxBackoff  = 2 * time.Minute
+	DefaultMaxBackoff  = 30 * time.Second
 	maxConcurrency     = 64
 	// baseBackoff is the first retry's ceiling; it doubles per failure.
 	baseBackoff = 500 * time.Millisecond

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/futureagi/prism-exporter/sink/ddfake"
@@ -63,7 +64,7 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 		return e2eRun{}, err
 	}
 	dd := ddfake.New(ddfake.WithAccounts(accounts(ids)...), ddfake.WithCheapMode())
-	si, err := startStandIn(dd, dd)
+	si, err := startStandIn(dd, dd, os.Stderr)
 	if err != nil {
 		return e2eRun{}, err
 	}
@@ -166,20 +167,48 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// status is the exporter's /status, for error messages.
+// status is the member part of the exporter's /status, for error messages.
 func status(addr string) string {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/status")
+	m, err := member(addr)
 	if err != nil {
 		return "(unavailable: " + err.Error() + ")"
 	}
+	return string(m)
+}
+
+// member reads the exporter's /status "member" object.
+func member(addr string) (json.RawMessage, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/status")
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
 	var v struct {
 		Member json.RawMessage `json:"member"`
 	}
-	if json.Unmarshal(b, &v) == nil && v.Member != nil {
-		return string(v.Member)
+	if err := json.Unmarshal(b, &v); err != nil || v.Member == nil {
+		return nil, fmt.Errorf("/status without a member object: %.200s", b)
 	}
-	return string(b)
+	return v.Member, nil
+}
+
+// lag is the exporter's consumer lag: records in the topic it has not
+// fetched yet, summed over its partitions; -1 when unknown.
+func lag(addr string) int64 {
+	m, err := member(addr)
+	if err != nil {
+		return -1
+	}
+	var v struct {
+		Lag int64 `json:"lag"`
+	}
+	if json.Unmarshal(m, &v) != nil {
+		return -1
+	}
+	return v.Lag
 }

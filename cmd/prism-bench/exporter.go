@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -297,7 +298,7 @@ type standIn struct {
 	url string
 }
 
-func startStandIn(logs, rest *ddfake.Server) (*standIn, error) {
+func startStandIn(logs, rest *ddfake.Server, errLog io.Writer) (*standIn, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v2/logs", logs.Handler())
 	mux.Handle("/", rest.Handler())
@@ -305,7 +306,12 @@ func startStandIn(logs, rest *ddfake.Server) (*standIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Generous timeouts: the Go client pre-dials connections it may park
+	// unused, and a server that drops them after ReadHeaderTimeout (ddfake's
+	// Start uses 10 s) makes the next burst of POSTs fail once and be
+	// retried, which with 10 s windows lands on every window's delivery and
+	// would be measured as the exporter's latency.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 2 * time.Minute, IdleTimeout: 5 * time.Minute, ErrorLog: log.New(errLog, "stand-in: ", log.LstdFlags|log.Lmicroseconds)}
 	go func() { _ = srv.Serve(ln) }()
 	return &standIn{srv: srv, url: "http://" + ln.Addr().String()}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -15,10 +16,11 @@ type freshPhase struct {
 	Rate        int     `json:"target_records_per_second"`
 	Produced    int64   `json:"produced"`
 	ActualRate  float64 `json:"records_per_second"`
-	Windows     int     `json:"windows"` // tenant windows measured
-	Freshness   dist    `json:"freshness_seconds"`
+	Windows     int     `json:"windows"`                 // tenant windows measured
+	Freshness   dist    `json:"freshness_seconds"`       // the window complete: its last partition's points
+	FirstSeen   dist    `json:"first_partition_seconds"` // its first partition's points
 	CPUPerMil   float64 `json:"cpu_seconds_per_million"`
-	LogsBehind  int64   `json:"logs_behind_at_end"` // produced but not yet accepted when the phase ended
+	Lag         int64   `json:"lag_at_end"` // records not yet fetched by the exporter when the phase ended
 	PeakRSSMiB  float64 `json:"peak_rss_mib_so_far"`
 	from, until time.Time
 }
@@ -42,9 +44,12 @@ func summarize(xs []float64) dist {
 }
 
 type freshRun struct {
-	Window   float64      `json:"window_seconds"`
-	Lateness float64      `json:"lateness_seconds"`
-	Phases   []freshPhase `json:"phases"`
+	// StatusCounts are the stand-ins' answers (logs, then the rest) by
+	// HTTP status; 0 counts requests not answered.
+	StatusCounts [2]map[int]int64 `json:"status_counts"`
+	Window       float64          `json:"window_seconds"`
+	Lateness     float64          `json:"lateness_seconds"`
+	Phases       []freshPhase     `json:"phases"`
 }
 
 // runFresh produces live traffic, first at the low rate and then at the full
@@ -67,7 +72,7 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 	// it was accepted); logs to a cheap one that only counts them.
 	logs := ddfake.New(ddfake.WithAccounts(accounts(ids)...), ddfake.WithCheapMode())
 	recorder := ddfake.New(ddfake.WithAccounts(accounts(ids)...))
-	si, err := startStandIn(logs, recorder)
+	si, err := startStandIn(logs, recorder, os.Stderr)
 	if err != nil {
 		return freshRun{}, err
 	}
@@ -90,7 +95,6 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 	defer lp.close()
 
 	run := freshRun{Window: c.freshWindow.Seconds(), Lateness: c.freshLateness.Seconds()}
-	var produced int64
 	for _, ph := range []freshPhase{{Name: "low", Rate: c.freshLow}, {Name: "full", Rate: c.freshHigh}} {
 		cpu0 := cpuOf(er.pid)
 		ph.from = time.Now()
@@ -104,10 +108,9 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 			return run, ctx.Err()
 		}
 		ph.until = time.Now()
-		produced += n
 		ph.Produced = n
 		ph.ActualRate = float64(n) / ph.until.Sub(ph.from).Seconds()
-		ph.LogsBehind = produced - logs.Stats().LogsAccepted
+		ph.Lag = lag(er.httpAddr)
 		ps, _ := readProc(er.pid)
 		ph.CPUPerMil = (ps.CPU - cpu0).Seconds() / (float64(n) / 1e6)
 		ph.PeakRSSMiB = mib(ps.HWM)
@@ -122,6 +125,8 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 		return run, ctx.Err()
 	case <-time.After(c.freshLateness + 5*time.Second):
 	}
+
+	run.StatusCounts = [2]map[int]int64{logs.Stats().ByStatus, recorder.Stats().ByStatus}
 
 	// The latest first-acceptance over a window's series (one per partition
 	// and tag set) is when the whole window was visible in Datadog.
@@ -145,15 +150,18 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 			}
 		}
 	}
-	complete := map[key]time.Time{}
+	complete, first := map[key]time.Time{}, map[key]time.Time{}
 	for k, t := range firstSeen {
 		if t.After(complete[k.key]) {
 			complete[k.key] = t
 		}
+		if f, ok := first[k.key]; !ok || t.Before(f) {
+			first[k.key] = t
+		}
 	}
 	for i := range run.Phases {
 		ph := &run.Phases[i]
-		var xs []float64
+		var xs, fs []float64
 		for k, t := range complete {
 			start := time.Unix(k.ts, 0)
 			end := start.Add(c.freshWindow)
@@ -164,8 +172,9 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 				continue
 			}
 			xs = append(xs, t.Sub(end).Seconds())
+			fs = append(fs, first[k].Sub(end).Seconds())
 		}
-		ph.Freshness = summarize(xs)
+		ph.Freshness, ph.FirstSeen = summarize(xs), summarize(fs)
 		ph.Windows = len(xs)
 		if len(xs) == 0 {
 			return run, fmt.Errorf("freshness, %s load: no complete window was measured; is -fresh-for (%s) long enough for -fresh-window (%s)? see %s",

@@ -49,7 +49,7 @@ func runProfile(ctx context.Context, c config, topic, suffix string, d time.Dura
 		return profileRun{}, err
 	}
 	dd := ddfake.New(ddfake.WithAccounts(accounts(ids)...), ddfake.WithCheapMode())
-	si, err := startStandIn(dd, dd)
+	si, err := startStandIn(dd, dd, os.Stderr)
 	if err != nil {
 		return profileRun{}, err
 	}
@@ -124,7 +124,7 @@ func (pr *profileRun) analyse(ctx context.Context, binary string) error {
 		}
 		return string(out), nil
 	}
-	all, err := pprof("-top", "-nodecount=100000", binary, pr.CPU)
+	all, err := pprof("-top", "-nodecount=100000", "-nodefraction=0", binary, pr.CPU)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func byPackage(top string) []pkgTime {
 	inTable := false
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 6 && f[0] == "flat" {
+		if len(f) >= 5 && f[0] == "flat" {
 			inTable = true
 			continue
 		}

@@ -138,7 +138,7 @@ func TestFaultRevokedKey(t *testing.T) {
 	e := newEnv(t, tenants)
 	traffic := e.startTraffic(1000, 0, 61)
 	m := e.startMember("revoke")
-	time.Sleep(5 * time.Second)
+	time.Sleep(12 * time.Second) // a few of its 5 s windows reach Datadog first
 	revoked := tenants[1]
 	e.dd.RevokeAPIKey(revoked.APIKey)
 	time.Sleep(10 * time.Second)
@@ -158,5 +158,8 @@ func TestFaultRevokedKey(t *testing.T) {
 	e.checkDatadog(others, false)
 	if n := e.dd.LogCount(revoked.ID); n == 0 {
 		t.Errorf("the revoked tenant received nothing before its key was revoked")
+	}
+	if st := e.dd.Stats(); st.ByStatus[403] == 0 {
+		t.Errorf("Datadog never refused the revoked key: %v", st.ByStatus)
 	}
 }

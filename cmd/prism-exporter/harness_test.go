@@ -336,13 +336,16 @@ func (e *env) readDLQ(want int) []kafka.Message {
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
+	// Dead letters are written at least once, so count distinct source
+	// positions, and read on a little after reaching want in case of more.
 	var out []kafka.Message
+	seen := map[string]bool{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for len(out) < want {
+	for len(seen) < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			e.t.Errorf("read %d of %d dead letters: %v", len(out), want, fs.Errors())
+			e.t.Errorf("read %d of %d dead letters: %v", len(seen), want, fs.Errors())
 			break
 		}
 		fs.EachRecord(func(r *kgo.Record) {
@@ -351,6 +354,7 @@ func (e *env) readDLQ(want int) []kafka.Message {
 				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 			}
 			out = append(out, m)
+			seen[header(m, "prism-dlq-source-partition")+"/"+header(m, "prism-dlq-source-offset")] = true
 		})
 	}
 	return out
@@ -555,6 +559,13 @@ func (e *env) checkDeadLetters(recs []sent) {
 		if header(m, "prism-dlq-reason") == "" || header(m, "prism-dlq-source-topic") != e.topic {
 			e.t.Errorf("dead letter %d/%d lacks its reason or source topic: %v", r.partition, r.offset, m.Headers)
 		}
+	}
+	if e.t.Failed() {
+		hist := map[string]int{}
+		for _, m := range dls {
+			hist[header(m, "prism-dlq-source-partition")+" reason="+header(m, "prism-dlq-reason")]++
+		}
+		e.t.Logf("dead letters read: %d, by source partition: %v", len(dls), hist)
 	}
 	if len(byPos) < bad {
 		e.t.Errorf("dead-letter topic holds %d distinct records, want %d", len(byPos), bad)

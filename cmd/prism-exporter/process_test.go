@@ -58,7 +58,11 @@ type member struct {
 func (e *env) startMember(name string, extraEnv ...string) *member {
 	e.t.Helper()
 	bin := exporterBinary(e.t)
-	logPath := filepath.Join(e.t.TempDir(), name+".log")
+	dir := e.t.TempDir()
+	if keep := os.Getenv("PRISM_TEST_LOG_DIR"); keep != "" {
+		dir = keep
+	}
+	logPath := filepath.Join(dir, e.group+"-"+name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		e.t.Fatal(err)
@@ -170,8 +174,13 @@ func (e *env) startTraffic(rate, malformedEvery int, seed int64) *live {
 					e.t.Errorf("producing live traffic: %v", err)
 					return
 				}
-				for i, r := range res {
-					batch[i].offset = r.Record.Offset
+				// Results come back in completion order, not input order.
+				index := make(map[*kgo.Record]int, len(recs))
+				for i, r := range recs {
+					index[r] = i
+				}
+				for _, r := range res {
+					batch[index[r.Record]].offset = r.Record.Offset
 				}
 				l.mu.Lock()
 				l.recs = append(l.recs, batch...)

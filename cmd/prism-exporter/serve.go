@@ -51,6 +51,14 @@ func serve(ctx context.Context, s settings, log *zap.Logger, started func(*runni
 		return fmt.Errorf("PRISM_TENANTS_FILE: %w", err)
 	}
 	snk.SetTenants(tenants)
+	for _, t := range tenants {
+		// Points are stamped with the window start and sent after the window
+		// closes; Datadog drops points over an hour old.
+		if t.SyncInterval > 50*time.Minute {
+			log.Warn("sync_interval over 50m: Datadog will drop this tenant's metric points (over 1 h old when sent) unless Historical Metrics Ingestion is on; logs are unaffected",
+				zap.String("tenant", t.ID), zap.Duration("sync_interval", t.SyncInterval))
+		}
+	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go snk.WatchTenantsFile(watchCtx, s.TenantsFile, s.TenantsReload)
