@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -44,6 +45,27 @@ type partition struct {
 	lastMeta   string
 	lag        int64
 	held       int64 // budget bytes charged by this pipeline and not yet released
+	counts     recordCounters
+}
+
+// recordCounters are the per-record counters, resolved once: a label lookup
+// per record would cost more than the rest of the bookkeeping.
+type recordCounters struct {
+	exported, skipped, replaySkipped prometheus.Counter
+	noIntegration                    prometheus.Counter
+	late, replayed, skippedReplay    prometheus.Counter
+}
+
+func (m *metrics) recordCounters() recordCounters {
+	return recordCounters{
+		exported:      m.records.WithLabelValues("exported"),
+		skipped:       m.records.WithLabelValues("skipped"),
+		replaySkipped: m.records.WithLabelValues("replay_skipped"),
+		noIntegration: m.skipped.WithLabelValues("no_integration"),
+		late:          m.lateRecords.WithLabelValues("late"),
+		replayed:      m.lateRecords.WithLabelValues("replayed"),
+		skippedReplay: m.lateRecords.WithLabelValues("skipped"),
+	}
 }
 
 func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment) {
@@ -51,7 +73,7 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 	pt := &partition{
 		p: p, gen: gen, id: a.ID, label: strconv.Itoa(a.ID),
 		answers: make(chan answer, 4096), exited: make(chan struct{}),
-		log: log, hwm: -1, lastCommit: a.Offset,
+		log: log, hwm: -1, lastCommit: a.Offset, counts: p.metrics.recordCounters(),
 	}
 	defer close(pt.exited)
 	start, meta, err := pt.resumePoint(gctx, a.Offset)
@@ -239,23 +261,23 @@ func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
 		if err := pt.dec.Decode(m.Value, ev); err != nil {
 			pt.deadLetter(ctx, m, err)
 		} else if length, ok := p.deps.Router.Route(ev.OrgID, ev.Timestamp); !ok {
-			p.metrics.records.WithLabelValues("skipped").Inc()
-			p.metrics.skipped.WithLabelValues("no_integration").Inc()
+			pt.counts.skipped.Inc()
+			pt.counts.noIntegration.Inc()
 		} else {
 			switch pt.agg.Add(m.Offset, ev, length, pt.emit) {
 			case aggregate.Skipped:
-				p.metrics.lateRecords.WithLabelValues("skipped").Inc()
-				p.metrics.records.WithLabelValues("replay_skipped").Inc()
+				pt.counts.skippedReplay.Inc()
+				pt.counts.replaySkipped.Inc()
 			case aggregate.Late:
-				p.metrics.lateRecords.WithLabelValues("late").Inc()
-				p.metrics.records.WithLabelValues("exported").Inc()
+				pt.counts.late.Inc()
+				pt.counts.exported.Inc()
 				pt.charge(eventSize(ev))
 			case aggregate.Replayed:
-				p.metrics.lateRecords.WithLabelValues("replayed").Inc()
-				p.metrics.records.WithLabelValues("exported").Inc()
+				pt.counts.replayed.Inc()
+				pt.counts.exported.Inc()
 				pt.charge(eventSize(ev))
 			default:
-				p.metrics.records.WithLabelValues("exported").Inc()
+				pt.counts.exported.Inc()
 				pt.charge(eventSize(ev))
 			}
 		}
