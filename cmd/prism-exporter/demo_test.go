@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// syncBuffer lets the demo's screen goroutine write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoDeliversAndShowsIt runs `make run`'s command for a few seconds and
+// checks that the screen shows records consumed, dead letters, and windows and
+// logs delivered to every demo tenant.
+func TestDemoDeliversAndShowsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 20 s")
+	}
+	t.Setenv("DD_API_KEY", "")
+	var out syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	if err := demo(ctx, &out, log, 500, 50, time.Second, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	screen := out.String()
+	head := regexp.MustCompile(`consumed (\d+) \(\d+/s\) ─ dead letters (\d+)`).FindAllStringSubmatch(screen, -1)
+	if len(head) == 0 {
+		t.Fatalf("no screen printed:\n%s", screen)
+	}
+	last := head[len(head)-1]
+	if n, _ := strconv.Atoi(last[1]); n < 2000 {
+		t.Errorf("consumed %d records in 20 s at 500/s:\n%s", n, screen)
+	}
+	if n, _ := strconv.Atoi(last[2]); n == 0 {
+		t.Errorf("no dead letters shown though every 50th record is malformed:\n%s", screen)
+	}
+	for _, tn := range demoTenants {
+		rows := regexp.MustCompile(tn.id+`\s+\S+\s+active\s+(\d+)\s+\d+\s+(\d+)\s+(\d+)`).FindAllStringSubmatch(screen, -1)
+		if len(rows) == 0 {
+			t.Errorf("tenant %s not shown active:\n%s", tn.id, screen)
+			continue
+		}
+		r := rows[len(rows)-1]
+		if logs, _ := strconv.Atoi(r[2]); logs == 0 {
+			t.Errorf("tenant %s: no logs delivered: %q", tn.id, r[0])
+		}
+		if tn.interval <= 15*time.Second {
+			if windows, _ := strconv.Atoi(r[3]); windows == 0 {
+				t.Errorf("tenant %s: no window delivered in 20 s with %s windows: %q", tn.id, tn.interval, r[0])
+			}
+		}
+	}
+}
