@@ -285,7 +285,7 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Service != "prism-gateway" || s.cfg.HTTPTimeout != 30*time.Second || s.cfg.Concurrency != 2 || s.cfg.MaxBackoff != 2*time.Minute || s.dd.httpc.Timeout != 30*time.Second {
+	if s.cfg.Service != "prism-gateway" || s.cfg.HTTPTimeout != 30*time.Second || s.cfg.Concurrency != 2 || s.cfg.MaxBackoff != 30*time.Second || s.dd.httpc.Timeout != 30*time.Second {
 		t.Errorf("defaults %+v", s.cfg)
 	}
 	if tr, ok := s.dd.httpc.Transport.(*http.Transport); !ok || tr.ResponseHeaderTimeout == 0 || tr.TLSHandshakeTimeout == 0 {

@@ -64,14 +64,17 @@ func TestDemoDeliversAndShowsIt(t *testing.T) {
 			t.Errorf("tenant %s not shown active:\n%s", tn.id, screen)
 			continue
 		}
+		// Logs go out with their window (or in chunks of 500), so only
+		// tenants whose windows close within the run must show some.
+		if tn.interval > 15*time.Second {
+			continue
+		}
 		r := rows[len(rows)-1]
 		if logs, _ := strconv.Atoi(r[2]); logs == 0 {
 			t.Errorf("tenant %s: no logs delivered: %q", tn.id, r[0])
 		}
-		if tn.interval <= 15*time.Second {
-			if windows, _ := strconv.Atoi(r[3]); windows == 0 {
-				t.Errorf("tenant %s: no window delivered in 20 s with %s windows: %q", tn.id, tn.interval, r[0])
-			}
+		if windows, _ := strconv.Atoi(r[3]); windows == 0 {
+			t.Errorf("tenant %s: no window delivered in 20 s with %s windows: %q", tn.id, tn.interval, r[0])
 		}
 	}
 }
