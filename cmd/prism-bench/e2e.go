@@ -38,6 +38,7 @@ type e2eRun struct {
 
 	StandInCPUSeconds float64 `json:"stand_in_cpu_seconds"` // this process: the stand-in and polling
 	BrokerCPUSeconds  float64 `json:"broker_cpu_seconds"`
+	LogsAccepted      int64   `json:"logs_accepted"`
 	LogRequests       int64   `json:"log_and_series_requests"`
 	PointsAccepted    int64   `json:"points_accepted"`
 	WireMiB           float64 `json:"wire_mib"`
@@ -152,6 +153,7 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 	if c.kafkaPID > 0 {
 		r.BrokerCPUSeconds = (cpuOf(c.kafkaPID) - broker0).Seconds()
 	}
+	r.LogsAccepted = st.LogsAccepted
 	r.LogRequests = st.Requests
 	r.PointsAccepted = st.PointsAccepted
 	r.WireMiB, r.BodyMiB = mib(st.WireBytes), mib(st.BodyBytes)

@@ -159,10 +159,11 @@ func closedSpan(now time.Time, span, window, lateness time.Duration) (from, to t
 }
 
 type preloadResult struct {
-	Records  int     `json:"records"`
-	Bytes    int64   `json:"bytes"`
-	Seconds  float64 `json:"seconds"`
-	From, To time.Time
+	Records int       `json:"records"`
+	Bytes   int64     `json:"bytes"`
+	Seconds float64   `json:"seconds"`
+	From    time.Time `json:"event_time_from"`
+	To      time.Time `json:"event_time_to"`
 }
 
 // preload writes n generated records to topic, round-robin over the

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +96,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.exporterProf, "exporter-pprof", "", "prism-exporter built with cmd/prism-bench/testdata/exporter_pprof.go as an overlay; empty skips the profile")
 	fs.StringVar(&c.out, "out", "", "directory for results, logs and profiles (default: a new temporary directory)")
 	fs.IntVar(&c.kafkaPID, "kafka-pid", 0, "pid of the broker, to report its CPU time too (optional)")
+	pidFile := fs.String("kafka-pid-file", "", "file holding the broker's pid (deployments/kafka-local/kafka.sh writes $KAFKA_LOCAL_STATE/kafka.pid); optional")
 	phases := fs.String("phases", "e2e,floor,profile,fresh", "what to run, comma-separated: e2e, floor, profile, fresh")
 
 	fs.IntVar(&c.records, "records", 2_000_000, "records pre-loaded for the end-to-end and floor runs")
@@ -140,6 +142,15 @@ func parseFlags(args []string) (config, error) {
 		}
 	}
 	var errs []error
+	if *pidFile != "" && c.kafkaPID == 0 {
+		b, err := os.ReadFile(*pidFile)
+		if err == nil {
+			c.kafkaPID, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-kafka-pid-file: %w", err))
+		}
+	}
 	if len(c.brokers) == 0 {
 		errs = append(errs, errors.New("-brokers (or KAFKA_BROKERS) is required: start a broker with deployments/kafka-local/kafka.sh start, or run make bench"))
 	}

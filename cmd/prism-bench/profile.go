@@ -23,10 +23,14 @@ type profileRun struct {
 	Seconds   float64   `json:"seconds"`
 	CPU       string    `json:"cpu_profile"`
 	Allocs    string    `json:"allocs_profile"`
+	Heap      string    `json:"heap_profile"`
+	HeapMiB   float64   `json:"rss_mib_at_heap_profile"`
 	Packages  []pkgTime `json:"packages"`
+	Stages    []pkgTime `json:"stages"` // cumulative, so they overlap
 	TopText   string    `json:"-"`
 	CumText   string    `json:"-"`
 	AllocText string    `json:"-"`
+	HeapText  string    `json:"-"`
 }
 
 type pkgTime struct {
@@ -67,10 +71,18 @@ func runProfile(ctx context.Context, c config, topic, suffix string, d time.Dura
 		return profileRun{}, err
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	pr := profileRun{Seconds: float64(secs), CPU: filepath.Join(c.out, "exporter-cpu.pprof"), Allocs: filepath.Join(c.out, "exporter-allocs.pprof")}
+	pr := profileRun{Seconds: float64(secs), CPU: filepath.Join(c.out, "exporter-cpu.pprof"),
+		Allocs: filepath.Join(c.out, "exporter-allocs.pprof"), Heap: filepath.Join(c.out, "exporter-heap.pprof")}
 	base := "http://" + c.pprofAddr + "/debug/pprof/"
 	if err := fetchTo(ctx, base+"profile?seconds="+strconv.Itoa(secs), pr.CPU, time.Duration(secs)*time.Second+30*time.Second); err != nil {
 		return pr, fmt.Errorf("CPU profile: %w (was the exporter built with the overlay? see deployments/bench.sh)", err)
+	}
+	// The heap as of the last GC, while the run is still in full swing:
+	// what the peak RSS is made of.
+	ps, _ := readProc(er.pid)
+	pr.HeapMiB = mib(ps.RSS)
+	if err := fetchTo(ctx, base+"heap", pr.Heap, 30*time.Second); err != nil {
+		return pr, fmt.Errorf("heap profile: %w", err)
 	}
 	if err := fetchTo(ctx, base+"allocs", pr.Allocs, 30*time.Second); err != nil {
 		return pr, fmt.Errorf("allocation profile: %w", err)
@@ -129,6 +141,11 @@ func (pr *profileRun) analyse(ctx context.Context, binary string) error {
 		return err
 	}
 	pr.Packages = byPackage(all)
+	cum, err := pprof("-top", "-cum", "-nodecount=100000", "-nodefraction=0", binary, pr.CPU)
+	if err != nil {
+		return err
+	}
+	pr.Stages = stages(cum)
 	if pr.TopText, err = pprof("-top", "-nodecount=30", binary, pr.CPU); err != nil {
 		return err
 	}
@@ -136,6 +153,9 @@ func (pr *profileRun) analyse(ctx context.Context, binary string) error {
 		return err
 	}
 	if pr.AllocText, err = pprof("-top", "-sample_index=alloc_objects", "-nodecount=25", binary, pr.Allocs); err != nil {
+		return err
+	}
+	if pr.HeapText, err = pprof("-top", "-sample_index=inuse_space", "-nodecount=20", binary, pr.Heap); err != nil {
 		return err
 	}
 	return nil
@@ -166,6 +186,52 @@ func byPackage(top string) []pkgTime {
 		out = append(out, pkgTime{Package: p, Flat: v})
 	}
 	slices.SortFunc(out, func(a, b pkgTime) int { return cmp.Compare(b.Flat, a.Flat) })
+	return out
+}
+
+// stages picks, from pprof -top -cum, the cumulative share of the
+// functions that stand for the pipeline's stages. A function renamed by its
+// owners simply drops out of the list.
+func stages(cum string) []pkgTime {
+	const mod = "github.com/futureagi/prism-exporter/"
+	want := []struct{ label, fn string }{
+		{"kafka-go readers (fetch, decompress, parse batches)", "github.com/segmentio/kafka-go.(*Reader).start.func1"},
+		{"processor.fetch (FetchMessage loop)", mod + "processor.fetch"},
+		{"processor.(*partition).handle (decode, route, aggregate)", mod + "processor.(*partition).handle"},
+		{"  schemas.(*Decoder).Decode", mod + "schemas.(*Decoder).Decode"},
+		{"  aggregate.(*Aggregator).Add", mod + "aggregate.(*Aggregator).Add"},
+		{"sink.(*tenantQueue).sendLogs (encode, gzip, POST)", mod + "sink.(*tenantQueue).sendLogs"},
+		{"sink.(*tenantQueue).sendSeries (build, split, marshal, gzip, POST)", mod + "sink.(*tenantQueue).sendSeries"},
+		{"  sink.splitSeries", mod + "sink.splitSeries"},
+		{"  datadogV2.(*MetricsApi).SubmitMetrics", "github.com/DataDog/datadog-api-client-go/v2/api/datadogV2.(*MetricsApi).SubmitMetrics"},
+		{"net/http client connections (read/write loops)", "net/http.(*persistConn).readLoop"},
+		{"", "net/http.(*persistConn).writeLoop"},
+		{"runtime.gcBgMarkWorker (GC marking)", "runtime.gcBgMarkWorker"},
+		{"runtime.mallocgc (allocation)", "runtime.mallocgc"},
+	}
+	pct := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(cum))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64); err == nil {
+			pct[strings.Join(f[5:], " ")] = v
+		}
+	}
+	var out []pkgTime
+	for _, w := range want {
+		v, ok := pct[w.fn]
+		if !ok {
+			continue
+		}
+		if w.label == "" && len(out) > 0 { // adds to the line before
+			out[len(out)-1].Flat += v
+			continue
+		}
+		out = append(out, pkgTime{Package: w.label, Flat: v})
+	}
 	return out
 }
 

@@ -26,14 +26,13 @@ type results struct {
 }
 
 type machine struct {
-	CPUs     int    `json:"cpus"`
-	Model    string `json:"cpu_model"`
-	MemGiB   string `json:"memory"`
-	Kernel   string `json:"kernel"`
-	Go       string `json:"go"`
-	Kafka    string `json:"kafka"`
-	LoadAvg  string `json:"load_average_at_start"`
-	Hostname string `json:"-"`
+	CPUs    int    `json:"cpus"`
+	Model   string `json:"cpu_model"`
+	MemGiB  string `json:"memory"`
+	Kernel  string `json:"kernel"`
+	Go      string `json:"go"`
+	Kafka   string `json:"kafka"`
+	LoadAvg string `json:"load_average_at_start"`
 }
 
 func describeMachine() machine {
@@ -159,7 +158,12 @@ func writeResults(c config, res *results) {
 			}
 			fmt.Fprintf(&pb, "  %6.2f%%  %s\n", p.Flat, p.Package)
 		}
-		fmt.Fprintf(&pb, "\n%s\n%s\nAllocations (objects, whole run):\n%s", res.Profile.TopText, res.Profile.CumText, res.Profile.AllocText)
+		fmt.Fprintf(&pb, "\nStages, cumulative (they overlap):\n")
+		for _, st := range res.Profile.Stages {
+			fmt.Fprintf(&pb, "  %6.2f%%  %s\n", st.Flat, st.Package)
+		}
+		fmt.Fprintf(&pb, "\n%s\n%s\nAllocations (objects, whole run):\n%s\nHeap in use at the end of the CPU profile (RSS then %.0f MiB):\n%s",
+			res.Profile.TopText, res.Profile.CumText, res.Profile.AllocText, res.Profile.HeapMiB, res.Profile.HeapText)
 		_ = os.WriteFile(filepath.Join(c.out, "hotspots.txt"), []byte(pb.String()), 0o644)
 		fmt.Print("\n" + pb.String())
 	}
@@ -201,9 +205,9 @@ func report(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| allocations per record | %.1f | | | | |\n", e.AllocsPerRecord)
 		fmt.Fprintf(w, "\nEnd to end: %.1f s in all; %.1f s to join the group, last log at %.1f s, then %.1f s until the last commit. "+
 			"%.0f GC cycles, %.0f fetch pauses (memory budget). In the same time the stand-in and polling (bench process) used %.1f CPU-s "+
-			"and the broker %.1f CPU-s. Stand-in: %d requests, %d points, %.0f MiB gzip on the wire for %.0f MiB of JSON.\n",
+			"and the broker %.1f CPU-s. Stand-in: %d logs accepted, %d requests, %d points, %.0f MiB gzip on the wire for %.0f MiB of JSON.\n",
 			e.Seconds, e.JoinSeconds, e.LogsSeconds, e.CommitTailSeconds, e.GCCycles, e.FetchPauses, e.StandInCPUSeconds,
-			e.BrokerCPUSeconds, e.LogRequests, e.PointsAccepted, e.WireMiB, e.BodyMiB)
+			e.BrokerCPUSeconds, e.LogsAccepted, e.LogRequests, e.PointsAccepted, e.WireMiB, e.BodyMiB)
 	} else if f != nil {
 		fmt.Fprintf(w, "| records/s | | %.0f | | | |\n| CPU-s per million | | %.2f | | | |\n", f.RecordsPerS, f.CPUPerMillon)
 	}
@@ -214,10 +218,11 @@ func report(w io.Writer, r *results) {
 	if fr := r.Fresh; fr != nil {
 		fmt.Fprintf(w, "\nFreshness (window end to its `prism.gateway.requests` points accepted from every partition; %.0f s windows, %.0f s lateness, target <= %.0f s):\n\n",
 			fr.Window, fr.Lateness, fr.Lateness+2)
-		fmt.Fprintf(w, "| load | records/s | windows | p50 s | p95 s | max s | first partition p50 s | CPU-s per million | lag at end | met |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| load | records/s | windows | p50 s | p95 s | max s | first partition p50 s | CPU-s per million | lag at end | peak RSS MiB | met |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, ph := range fr.Phases {
-			fmt.Fprintf(w, "| %s | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %s |\n", ph.Name, ph.ActualRate, ph.Windows,
-				ph.Freshness.P50, ph.Freshness.P95, ph.Freshness.Max, ph.FirstSeen.P50, ph.CPUPerMil, ph.Lag, ok(ph.Freshness.Max <= fr.Lateness+2))
+			fmt.Fprintf(w, "| %s | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %.0f | %s |\n", ph.Name, ph.ActualRate, ph.Windows,
+				ph.Freshness.P50, ph.Freshness.P95, ph.Freshness.Max, ph.FirstSeen.P50, ph.CPUPerMil, ph.Lag, ph.PeakRSSMiB,
+				ok(ph.Freshness.Max <= fr.Lateness+2))
 		}
 	}
 }
