@@ -18,11 +18,10 @@ import (
 // pool, one configuration. What differs per tenant (keys, site) travels in
 // the request context, the client's own mechanism for it.
 type ddClient struct {
-	httpc   *http.Client
-	api     *datadog.APIClient
-	metrics *datadogV2.MetricsApi
-	auth    *datadogV1.AuthenticationApi
-	keys    *datadogV2.KeyManagementApi
+	httpc *http.Client
+	api   *datadog.APIClient
+	auth  *datadogV1.AuthenticationApi
+	keys  *datadogV2.KeyManagementApi
 	// baseProto and baseName are Config.BaseURL split for the client's
 	// "{protocol}://{name}" server (index 1); empty when unset.
 	baseProto, baseName string
@@ -56,11 +55,10 @@ func newDDClient(cfg Config) *ddClient {
 	api := datadog.NewAPIClient(dc)
 
 	c := &ddClient{
-		httpc:   httpc,
-		api:     api,
-		metrics: datadogV2.NewMetricsApi(api),
-		auth:    datadogV1.NewAuthenticationApi(api),
-		keys:    datadogV2.NewKeyManagementApi(api),
+		httpc: httpc,
+		api:   api,
+		auth:  datadogV1.NewAuthenticationApi(api),
+		keys:  datadogV2.NewKeyManagementApi(api),
 	}
 	if cfg.BaseURL != "" {
 		u, _ := url.Parse(cfg.BaseURL) // validated by Config.validate
@@ -95,6 +93,7 @@ type conn struct {
 	serverIndex    int // 0: the site's hosts; 1: Config.BaseURL
 	serverVars     map[string]string
 	logsURL        string
+	seriesURL      string
 }
 
 func (c *ddClient) newConn(t Tenant) (*conn, error) {
@@ -120,6 +119,11 @@ func (c *ddClient) newConn(t Tenant) (*conn, error) {
 		return nil, fmt.Errorf("site %s: %w", t.Site, err)
 	}
 	cn.logsURL = base + "/api/v2/logs"
+	base, err = c.api.GetConfig().ServerURLWithContext(cn.ctx(context.Background()), "v2.MetricsApi.SubmitMetrics")
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", t.Site, err)
+	}
+	cn.seriesURL = base + "/api/v2/series"
 	return cn, nil
 }
 

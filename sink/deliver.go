@@ -20,7 +20,7 @@ const (
 	maxPointFuture = 10 * time.Minute
 )
 
-// process delivers one batch: its logs, then its series. requeue says the
+// process delivers one batch: its series, then its logs. requeue says the
 // job must wait for the tenant's new keys rather than complete.
 func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcome, requeue bool) {
 	now := q.s.now()
@@ -62,16 +62,19 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 		return Delivered, false // an empty batch: nothing to send
 	}
 
+	// Series first: they are small and dashboards wait for them. Sending
+	// them again after a failure of the logs is harmless: they are whole
+	// totals, and Datadog keeps the last.
+	if len(series) > 0 {
+		if err := q.sendSeries(ctx, cn, b.Partition, b.Window, series); err != nil {
+			return q.failedWith(ctx, cn, err)
+		}
+	}
 	if len(logs) > 0 {
 		if err := q.sendLogs(ctx, cn, logs); err != nil {
 			return q.failedWith(ctx, cn, err)
 		}
 		j.logsDone = true
-	}
-	if len(series) > 0 {
-		if err := q.sendSeries(ctx, cn, b.Partition, b.Window, series); err != nil {
-			return q.failedWith(ctx, cn, err)
-		}
 	}
 	return Delivered, false
 }

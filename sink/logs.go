@@ -106,7 +106,7 @@ func (q *tenantQueue) postLogsBody(ctx context.Context, cn *conn, n int, parts .
 	err := q.attempt(ctx, cn, endpointLogs, func(ctx context.Context) answer {
 		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageUncompressed).Add(float64(raw))
 		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageCompressed).Add(float64(len(body)))
-		return q.s.postLogs(ctx, cn, body)
+		return q.s.post(ctx, cn, cn.logsURL, body)
 	})
 	if err == nil {
 		q.s.m.items.WithLabelValues(kindLogs, Delivered.String()).Add(float64(n))
@@ -114,9 +114,10 @@ func (q *tenantQueue) postLogsBody(ctx context.Context, cn *conn, n int, parts .
 	return err
 }
 
-// postLogs is one POST of a gzipped logs array.
-func (s *Sink) postLogs(ctx context.Context, cn *conn, gz []byte) answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cn.logsURL, bytes.NewReader(gz))
+// post is one POST of a gzipped JSON body (logs or series) with the
+// tenant's API key.
+func (s *Sink) post(ctx context.Context, cn *conn, url string, gz []byte) answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(gz))
 	if err != nil {
 		return answer{err: err}
 	}

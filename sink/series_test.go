@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -19,7 +20,7 @@ func TestSeriesPayload(t *testing.T) {
 	w := aggregate.Window{Start: start, Length: 5 * time.Minute}
 	s1 := testSeries("GPT 4o")
 	s1.Tags.Routing = ""
-	got := seriesFor(7, w, []aggregate.Series{s1})
+	got := decodeWithClientModel(t, encodeSeriesFor(7, w, []aggregate.Series{s1}))
 	if len(got) != seriesPerTagSet {
 		t.Fatalf("%d series", len(got))
 	}
@@ -108,6 +109,55 @@ func TestSeriesOnTheWire(t *testing.T) {
 	}
 }
 
+// decodeWithClientModel reads the hand-encoded series through the client's
+// own MetricPayload model (whose UnmarshalJSON checks required fields), so
+// the body is what SubmitMetrics would have sent.
+func decodeWithClientModel(t *testing.T, e encodedSeries) []datadogV2.MetricSeries {
+	t.Helper()
+	body := []byte(seriesEnvelopeHead)
+	for i := 0; i < e.len(); i++ {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, e.item(i)...)
+	}
+	body = append(body, seriesEnvelopeTail...)
+	var p datadogV2.MetricPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("the client's model refuses the body: %v", err)
+	}
+	if p.UnparsedObject != nil {
+		t.Fatalf("the client's model could not parse the body: %v", p.UnparsedObject)
+	}
+	for _, s := range p.Series {
+		if s.UnparsedObject != nil || len(s.AdditionalProperties) > 0 {
+			t.Fatalf("series the client's model does not know: %+v", s)
+		}
+	}
+	return p.Series
+}
+
+// seriesOfSize builds n gauge series, each with its own random tags (so
+// they barely compress), encoded as encodeSeriesFor encodes them.
+func seriesOfSize(n int, r *rand.Rand) encodedSeries {
+	var e encodedSeries
+	for i := 0; i < n; i++ {
+		b := append(e.buf, `{"metric":"prism.gateway.requests","type":3,"points":[{"timestamp":1795694400,"value":`...)
+		b = appendJSONFloat(b, r.Float64())
+		b = append(b, `}],"tags":[`...)
+		for k := 0; k < 5; k++ {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, fmt.Sprintf("t%d:%016x%016x%08x", k, r.Uint64(), r.Uint64(), r.Uint32()))
+		}
+		b = append(b, "]}"...)
+		e.buf = b
+		e.ends = append(e.ends, len(b))
+	}
+	return e
+}
+
 func randomTagSets(n int, seed uint64) []aggregate.Series {
 	r := rand.New(rand.NewPCG(seed, seed))
 	out := make([]aggregate.Series, n)
@@ -123,23 +173,17 @@ func randomTagSets(n int, seed uint64) []aggregate.Series {
 func TestSeriesSplitAt512000Compressed(t *testing.T) {
 	// Series with random tags barely compress, so the compressed limit
 	// decides while the raw size stays under 5 MB.
-	r := rand.New(rand.NewPCG(1, 1))
-	all := make([]datadogV2.MetricSeries, 10000)
-	for i := range all {
-		tags := make([]string, 5)
-		for k := range tags {
-			tags[k] = fmt.Sprintf("t%d:%016x%016x%08x", k, r.Uint64(), r.Uint64(), r.Uint32())
-		}
-		all[i] = metricSeries("prism.gateway.requests", datadogV2.METRICINTAKETYPE_GAUGE, nil, 1795694400, r.Float64(), tags)
-	}
-	raw, gz, err := encodeSeries(all)
+	s := newTestSink(t, Config{BaseURL: "http://127.0.0.1:1"})
+	all := seriesOfSize(10000, rand.New(rand.NewPCG(1, 1)))
+	whole, err := s.gzipSeries(all)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, gz := all.rawSize(), len(whole)
 	if gz <= 2*maxSeriesCompressed || raw > maxSeriesUncompressed {
 		t.Fatalf("test data: %d raw, %d compressed: not what this test needs", raw, gz)
 	}
-	groups, err := splitSeries(all, maxSeriesUncompressed, maxSeriesCompressed)
+	groups, err := s.splitSeries(all, maxSeriesUncompressed, maxSeriesCompressed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,29 +192,32 @@ func TestSeriesSplitAt512000Compressed(t *testing.T) {
 	}
 	n := 0
 	for _, g := range groups {
-		r, z, _ := encodeSeries(g.series)
-		if z != g.gz || r != g.raw {
-			t.Errorf("group sizes %d/%d recorded as %d/%d", r, z, g.raw, g.gz)
+		z, _ := s.gzipSeries(g.series)
+		if len(z) != len(g.gz) || g.series.rawSize() != g.raw {
+			t.Errorf("group sizes %d/%d recorded as %d/%d", g.series.rawSize(), len(z), g.raw, len(g.gz))
 		}
-		if z > maxSeriesCompressed || r > maxSeriesUncompressed {
-			t.Errorf("group of %d series: %d raw, %d compressed", len(g.series), r, z)
+		if len(g.gz) > maxSeriesCompressed || g.raw > maxSeriesUncompressed {
+			t.Errorf("group of %d series: %d raw, %d compressed", g.series.len(), g.raw, len(g.gz))
 		}
-		if z < maxSeriesCompressed/4 {
-			t.Errorf("group of %d series only %d compressed bytes: split too far", len(g.series), z)
+		if len(g.gz) < maxSeriesCompressed/4 {
+			t.Errorf("group of %d series only %d compressed bytes: split too far", g.series.len(), len(g.gz))
 		}
-		if &g.series[0] != &all[n] {
-			t.Errorf("groups out of order at %d", n)
+		for i := 0; i < g.series.len(); i++ {
+			if !bytes.Equal(g.series.item(i), all.item(n+i)) {
+				t.Fatalf("groups out of order at %d", n+i)
+			}
 		}
-		n += len(g.series)
+		n += g.series.len()
 	}
-	if n != len(all) {
-		t.Errorf("groups hold %d of %d series", n, len(all))
+	if n != all.len() {
+		t.Errorf("groups hold %d of %d series", n, all.len())
 	}
-	t.Logf("%d series, %d raw / %d gz bytes -> %d requests", len(all), raw, gz, len(groups))
+	t.Logf("%d series, %d raw / %d gz bytes -> %d requests", all.len(), raw, gz, len(groups))
 }
 
 func TestSeriesSplitAt5MBUncompressed(t *testing.T) {
 	// Long, identical tags compress extremely well: the raw limit decides.
+	s := newTestSink(t, Config{BaseURL: "http://127.0.0.1:1"})
 	w := aggregate.Window{Start: time.Now().Truncate(time.Minute), Length: time.Minute}
 	sets := make([]aggregate.Series, 700)
 	for i := range sets {
@@ -178,12 +225,12 @@ func TestSeriesSplitAt5MBUncompressed(t *testing.T) {
 		sets[i].Tags.Gateway = strings.Repeat("g", 190)
 		sets[i].Tags.Provider = strings.Repeat("p", 190)
 	}
-	all := seriesFor(0, w, sets)
-	raw, gz, _ := encodeSeries(all)
-	if raw <= maxSeriesUncompressed || gz > maxSeriesCompressed {
-		t.Fatalf("test data: %d raw, %d gz", raw, gz)
+	all := encodeSeriesFor(0, w, sets)
+	whole, _ := s.gzipSeries(all)
+	if all.rawSize() <= maxSeriesUncompressed || len(whole) > maxSeriesCompressed {
+		t.Fatalf("test data: %d raw, %d gz", all.rawSize(), len(whole))
 	}
-	groups, err := splitSeries(all, maxSeriesUncompressed, maxSeriesCompressed)
+	groups, err := s.splitSeries(all, maxSeriesUncompressed, maxSeriesCompressed)
 	if err != nil {
 		t.Fatal(err)
 	}

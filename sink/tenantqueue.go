@@ -112,6 +112,16 @@ func (q *tenantQueue) enqueue(j *job) {
 		out = Undeliverable
 	default:
 		q.queue = append(q.queue, j)
+		if len(j.b.Series) > 0 {
+			// A window's totals go ahead of queued chunks of logs: they are
+			// what dashboards wait for, and they are small.
+			i := len(q.queue) - 1
+			for i > 0 && len(q.queue[i-1].b.Series) == 0 {
+				q.queue[i] = q.queue[i-1]
+				i--
+			}
+			q.queue[i] = j
+		}
 		q.pumpLocked()
 	}
 	q.mu.Unlock()
