@@ -5,7 +5,7 @@ GO ?= go
 export GOFLAGS ?= -buildvcs=false
 KAFKA_LOCAL := deployments/kafka-local/kafka.sh
 
-.PHONY: run build test test-unit test-kafka vet fmt-check fuzz bench docker clean
+.PHONY: run build test test-unit test-integration test-kafka vet fmt-check fuzz bench docker clean
 
 run:
 	$(GO) run ./cmd/prism-exporter demo
@@ -17,7 +17,7 @@ build:
 # The whole suite: static checks, unit and kfake integration tests with the
 # race detector, then the integration and fault tests again against a real
 # Apache Kafka 4.x broker that the script fetches and starts on loopback.
-test: vet fmt-check test-unit test-kafka
+test: vet fmt-check test-unit test-integration test-kafka
 
 vet:
 	$(GO) vet ./...
@@ -26,8 +26,13 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
+# -short keeps the race-detector run quick: the end-to-end tests use 10k
+# records there, and the full 100k run below without the race detector.
 test-unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -short -count=1 -timeout 20m ./...
+
+test-integration:
+	$(GO) test -count=1 -timeout 20m -run 'Integration|Demo' ./cmd/...
 
 test-kafka:
 	@bash deployments/with-kafka.sh $(GO) test -count=1 -timeout 40m -run 'Integration|Fault' ./cmd/...

@@ -185,17 +185,16 @@ func fetch(ctx context.Context, r *kafka.Reader, out chan<- []kafka.Message, log
 			return false
 		}
 	}
+	// One deadline per slice, set when its first record arrives: a context
+	// per record would cost an allocation and a timer each.
+	dl := sliceDeadline{parent: ctx}
+	defer dl.clear()
+	dl.clear()
 	for {
-		fctx, cancel := ctx, context.CancelFunc(nil)
-		if len(buf) > 0 {
-			fctx, cancel = context.WithTimeout(ctx, 2*time.Millisecond)
-		}
-		m, err := r.FetchMessage(fctx)
-		if cancel != nil {
-			cancel()
-		}
+		m, err := r.FetchMessage(dl.ctx)
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				dl.clear()
 				if !send() {
 					return
 				}
@@ -206,11 +205,35 @@ func fetch(ctx context.Context, r *kafka.Reader, out chan<- []kafka.Message, log
 			}
 			return
 		}
+		if len(buf) == 0 {
+			dl.start(2 * time.Millisecond)
+		}
 		buf = append(buf, m)
-		if len(buf) == size && !send() {
-			return
+		if len(buf) == size {
+			dl.clear()
+			if !send() {
+				return
+			}
 		}
 	}
+}
+
+// sliceDeadline is the fetch context of the slice being filled.
+type sliceDeadline struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *sliceDeadline) start(after time.Duration) {
+	d.ctx, d.cancel = context.WithTimeout(d.parent, after)
+}
+
+func (d *sliceDeadline) clear() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.ctx, d.cancel = d.parent, nil
 }
 
 func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,7 @@ type running struct {
 // registry and Datadog sink, the processor that feeds it, and the HTTP
 // endpoints. started, when not nil, is called once everything is wired.
 func serve(ctx context.Context, s settings, log *zap.Logger, started func(*running)) error {
+	setMemoryLimit(s, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -107,6 +110,19 @@ func serve(ctx context.Context, s settings, log *zap.Logger, started func(*runni
 	}
 	log.Info("exporter stopped")
 	return runErr
+}
+
+// setMemoryLimit gives the Go heap a soft limit of the record budget plus
+// room for everything else, unless GOMEMLIMIT says otherwise: without one the
+// collector lets the heap grow to twice what is live, which doubles the
+// budget's footprint.
+func setMemoryLimit(s settings, log *zap.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := (s.MemoryBudgetMiB + 128) << 20
+	debug.SetMemoryLimit(limit)
+	log.Info("heap soft limit set", zap.Int64("bytes", limit), zap.String("override", "GOMEMLIMIT"))
 }
 
 // deliverer adapts the sink to the processor: every outcome but Abandoned
