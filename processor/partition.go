@@ -250,7 +250,12 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message) {
 			if !paused {
 				paused = true
 				p.metrics.paused.Inc()
-				// Partial chunks hold memory that only delivery frees.
+			}
+			// Answers to what is in flight free memory. With nothing in
+			// flight, waiting would never end: hand on the partial chunks
+			// of logs, which only delivery frees. Flushing while answers
+			// are due would cut chunks small and multiply requests.
+			if !pt.track.inFlight() {
 				pt.agg.Flush(pt.emit)
 			}
 		} else {
