@@ -102,7 +102,7 @@ func (c *Config) setDefaults() {
 		c.MaxTagSets = 1000
 	}
 	if c.MemoryBudget == 0 {
-		c.MemoryBudget = 96 << 20
+		c.MemoryBudget = 32 << 20
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second

@@ -43,7 +43,7 @@ type settings struct {
 
 	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s"`
 	MaxTagSets      int           `envconfig:"MAX_TAG_SETS" default:"1000"`
-	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"96"`
+	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"32"`
 	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s"`
 	DrainTimeout    time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s"`
 

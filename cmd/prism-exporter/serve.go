@@ -120,7 +120,7 @@ func setMemoryLimit(s settings, log *zap.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := (s.MemoryBudgetMiB + 128) << 20
+	limit := (s.MemoryBudgetMiB + 192) << 20
 	debug.SetMemoryLimit(limit)
 	log.Info("heap soft limit set", zap.Int64("bytes", limit), zap.String("override", "GOMEMLIMIT"))
 }
