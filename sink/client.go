@@ -37,8 +37,10 @@ func newDDClient(cfg Config) *ddClient {
 		TLSHandshakeTimeout:   min(10*time.Second, cfg.HTTPTimeout),
 		ResponseHeaderTimeout: cfg.HTTPTimeout,
 		ExpectContinueTimeout: time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          256,
+		// Below common server idle timeouts, so the transport closes a
+		// parked connection before the server does.
+		IdleConnTimeout: 30 * time.Second,
+		MaxIdleConns:    256,
 		// Tenants on one site share hosts: keep enough idle connections for
 		// every tenant's concurrent requests.
 		MaxIdleConnsPerHost: 64,
