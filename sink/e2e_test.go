@@ -174,8 +174,11 @@ func TestE2EStormDelaysButLosesNothing(t *testing.T) {
 	if dd.Stats().Faults == 0 {
 		t.Errorf("no fault was applied: the test tests nothing")
 	}
-	if counterValue(t, s, "retries", "status_429") < 1 || counterValue(t, s, "retries", "connection") < 1 {
-		t.Errorf("retries: 429 %v, connection %v", counterValue(t, s, "retries", "status_429"), counterValue(t, s, "retries", "connection"))
+	// Dropped connections are retried by net/http itself (requests are
+	// replayable) or by the sink's backoff; either way the fake must have
+	// dropped some, and nothing above may be missing.
+	if counterValue(t, s, "retries", "status_429") < 1 || dd.Stats().ByStatus[0] < 1 {
+		t.Errorf("retries: 429 %v; connections dropped by the fake %d", counterValue(t, s, "retries", "status_429"), dd.Stats().ByStatus[0])
 	}
 }
 
