@@ -11,7 +11,7 @@ import (
 	"github.com/futureagi/prism-exporter/sink/ddfake"
 )
 
-// The tests allow 3 s of lateness (newEnv): under a loaded machine a produced
+// The tests allow 5 s of lateness (newEnv): under a loaded machine a produced
 // record can take over a second to become visible, and a record that arrives
 // after its window was closed by the wall clock, in a window this partition
 // never saw, is exported as a log only (counted as a late metric drop).
@@ -50,6 +50,7 @@ func TestFaultKill9(t *testing.T) {
 	start := time.Now()
 	e.waitCommitted(2 * time.Minute)
 	catchUp := time.Since(start)
+	t.Logf("last member: %s", m.lateCounts())
 	m.terminate(30 * time.Second)
 	e.checkDeadLetters(recs)
 	dups := e.checkDatadog(recs, false)
@@ -74,6 +75,7 @@ func TestFaultScaleOutAndIn(t *testing.T) {
 	time.Sleep(8 * time.Second)
 	recs := traffic.finish()
 	e.waitCommitted(2 * time.Minute)
+	t.Logf("member a: %s", a.lateCounts())
 	ta := a.terminate(30 * time.Second)
 	e.checkDeadLetters(recs)
 	dups := e.checkDatadog(recs, false)
@@ -96,6 +98,7 @@ func TestFaultDatadogStorm(t *testing.T) {
 	time.Sleep(22 * time.Second)
 	recs := traffic.finish()
 	e.waitCommitted(2 * time.Minute)
+	t.Logf("member: %s", m.lateCounts())
 	m.terminate(30 * time.Second)
 	st := e.dd.Stats()
 	if st.ByStatus[429] == 0 || st.ByStatus[503] == 0 {
@@ -125,6 +128,7 @@ func TestFaultDatadogDown(t *testing.T) {
 	start := time.Now()
 	e.waitCommitted(3 * time.Minute)
 	catchUp := time.Since(start)
+	t.Logf("member: %s", m.lateCounts())
 	m.terminate(30 * time.Second)
 	if behind == 0 {
 		t.Fatalf("commits kept up while Datadog was down: nothing held back")
@@ -147,6 +151,7 @@ func TestFaultRevokedKey(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	recs := traffic.finish()
 	e.waitCommitted(2 * time.Minute)
+	t.Logf("member: %s", m.lateCounts())
 	m.terminate(30 * time.Second)
 
 	var others []sent

@@ -60,7 +60,7 @@ type env struct {
 
 func newEnv(t *testing.T, tenants []testTenant) *env {
 	t.Helper()
-	e := &env{t: t, tenants: tenants, lateness: 3 * time.Second}
+	e := &env{t: t, tenants: tenants, lateness: 5 * time.Second}
 	suffix := fmt.Sprintf("%s-%d", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), rand.IntN(1_000_000))
 	e.topic, e.dlq, e.group = "gw-"+suffix, "gw-"+suffix+".dlq", "grp-"+suffix
 	if os.Getenv("PRISM_TEST_BROKER") == "kafka" && os.Getenv("KAFKA_BROKERS") != "" {

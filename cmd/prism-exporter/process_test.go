@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,6 +57,26 @@ type member struct {
 	cmd  *exec.Cmd
 	done chan error
 	log  string
+	http string
+}
+
+// lateCounts reads the member's counts of late and replayed records from
+// its /metrics, for a checker that finds a window short.
+func (m *member) lateCounts() string {
+	resp, err := http.Get("http://" + m.http + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "prism_exporter_late_records_total") || strings.HasPrefix(line, "prism_exporter_records_consumed_total") ||
+			strings.HasPrefix(line, "prism_exporter_fetch_pauses_total") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func (e *env) startMember(name string, extraEnv ...string) *member {
@@ -67,13 +91,20 @@ func (e *env) startMember(name string, extraEnv ...string) *member {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// A known port, so the test can read the member's own metrics.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	httpAddr := ln.Addr().String()
+	_ = ln.Close()
 	cmd := exec.Command(bin)
-	cmd.Env = append(e.environ(), extraEnv...)
+	cmd.Env = append(append(e.environ(), "PRISM_HTTP_ADDR="+httpAddr), extraEnv...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	m := &member{t: e.t, name: name, cmd: cmd, done: make(chan error, 1), log: logPath}
+	m := &member{t: e.t, name: name, cmd: cmd, done: make(chan error, 1), log: logPath, http: httpAddr}
 	e.members = append(e.members, m)
 	go func() { m.done <- cmd.Wait(); _ = f.Close() }()
 	e.t.Cleanup(func() { m.kill() })
