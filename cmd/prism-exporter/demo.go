@@ -139,17 +139,7 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEv
 		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchTimeout: 20 * time.Millisecond, BatchSize: 1000}
 		defer w.Close()
 		err := gen.Pump(trafficCtx, gen.New(gen.Config{Tenants: ids, Seed: time.Now().UnixNano(), MalformedEvery: malformedEvery}), rate,
-			func(ctx context.Context, msgs []gen.Message) error {
-				km := make([]kafka.Message, len(msgs))
-				for i, m := range msgs {
-					km[i] = kafka.Message{Key: m.Key, Value: m.Value}
-				}
-				if err := w.WriteMessages(ctx, km...); err != nil {
-					return err
-				}
-				produced.Add(int64(len(msgs)))
-				return nil
-			})
+			gen.KafkaSender(w, func(n int) { produced.Add(int64(n)) }))
 		if err != nil && trafficCtx.Err() == nil {
 			log.Warn("traffic generator stopped", zap.Error(err))
 		}

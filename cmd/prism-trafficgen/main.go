@@ -39,21 +39,13 @@ func main() {
 	var total int64
 	last := time.Now()
 	err := gen.Pump(ctx, gen.New(gen.Config{Tenants: ids, Seed: *seed, MalformedEvery: *malformed}), *rate,
-		func(ctx context.Context, msgs []gen.Message) error {
-			km := make([]kafka.Message, len(msgs))
-			for i, m := range msgs {
-				km[i] = kafka.Message{Key: m.Key, Value: m.Value}
-			}
-			if err := w.WriteMessages(ctx, km...); err != nil {
-				return err
-			}
-			total += int64(len(msgs))
+		gen.KafkaSender(w, func(n int) {
+			total += int64(n)
 			if time.Since(last) >= 10*time.Second {
 				fmt.Printf("prism-trafficgen: %d records written to %s\n", total, *topic)
 				last = time.Now()
 			}
-			return nil
-		})
+		}))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "prism-trafficgen: %v\n", err)
 		os.Exit(1)

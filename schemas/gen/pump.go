@@ -3,6 +3,8 @@ package gen
 import (
 	"context"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // Message is one generated Kafka record.
@@ -45,5 +47,23 @@ func Pump(ctx context.Context, g *Generator, rate int, send func(context.Context
 			}
 			sent += due
 		}
+	}
+}
+
+// KafkaSender is a send function for Pump that writes with w; written, when
+// not nil, is told how many records each successful write carried.
+func KafkaSender(w *kafka.Writer, written func(n int)) func(context.Context, []Message) error {
+	return func(ctx context.Context, msgs []Message) error {
+		km := make([]kafka.Message, len(msgs))
+		for i, m := range msgs {
+			km[i] = kafka.Message{Key: m.Key, Value: m.Value}
+		}
+		if err := w.WriteMessages(ctx, km...); err != nil {
+			return err
+		}
+		if written != nil {
+			written(len(msgs))
+		}
+		return nil
 	}
 }
