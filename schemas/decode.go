@@ -1,9 +1,8 @@
 package schemas
 
 import (
+	"bytes"
 	"sync"
-
-	"github.com/valyala/fastjson"
 )
 
 // Decode decodes one gateway record into ev, using a pooled Decoder. A
@@ -21,8 +20,6 @@ var decoders = sync.Pool{New: func() any { return new(Decoder) }}
 // record to the next, so it must not be shared between goroutines. The zero
 // value is ready to use.
 type Decoder struct {
-	p fastjson.Parser
-
 	// buf gathers the bytes of the strings a record keeps, so that they cost
 	// one allocation together rather than one each. pending says where each
 	// one goes once buf has become that one string.
@@ -31,15 +28,14 @@ type Decoder struct {
 	npend   int
 	ts      span // the timestamp's text in buf
 
-	// num holds number text; mcost holds metadata.cost, read only when cost
-	// is absent.
-	num   []byte
+	// key holds an object key that had escapes in it; mcost holds
+	// metadata.cost, read only when cost is absent.
+	key   []byte
 	mcost []byte
 
 	interned internTable
 
-	// State of the record being decoded: the visitors fill these in, since
-	// fastjson's Visit cannot stop or return anything.
+	// State of the record being decoded.
 	ev    *Event
 	err   *DecodeError
 	seen  uint32 // known keys met so far, to refuse duplicates
@@ -100,41 +96,104 @@ func (d *Decoder) reset(ev *Event) {
 // long-lived Decoder stays small.
 func (d *Decoder) trim(size int) {
 	const keep = 64 << 10
-	if size > keep {
-		d.p = fastjson.Parser{} // it holds a copy of the record and its values
-	}
 	if cap(d.buf) > keep {
 		d.buf = nil
 	}
-	if cap(d.num) > keep {
-		d.num = nil
+	if cap(d.key) > keep {
+		d.key = nil
 	}
 	if cap(d.mcost) > keep {
 		d.mcost = nil
 	}
 }
 
+// decode reads the record in one pass: it checks the whole text against the
+// JSON grammar (ignored fields included: a record other readers would refuse
+// must not pass) while it takes the known fields. A JSON error anywhere wins
+// over a field error found before it, so the reason does not depend on the
+// order of the keys.
 func (d *Decoder) decode(data []byte) {
-	if !validJSON(data) {
-		d.fail(ReasonInvalidJSON, "", detailForInvalid(data))
+	i := skipSpace(data, 0)
+	var end int
+	if i < len(data) && data[i] == '{' {
+		end = d.object(data, i, 1, false)
+	} else {
+		end = skipValue(data, i, 0)
+	}
+	if end >= 0 && skipSpace(data, end) != len(data) {
+		end = badJSON
+	}
+	switch {
+	case end == tooDeep:
+		d.err = &DecodeError{Reason: ReasonInvalidJSON, Detail: "nested too deeply"}
+		return
+	case end < 0:
+		d.err = &DecodeError{Reason: ReasonInvalidJSON, Detail: detailForInvalid(data)}
+		return
+	case data[i] != '{':
+		d.err = &DecodeError{Reason: ReasonWrongType, Detail: "want object, got " + typeName(data[i])}
 		return
 	}
-	// On valid JSON the parser fails only past its nesting limit.
-	v, err := d.p.ParseBytes(data)
-	if err != nil {
-		d.fail(ReasonInvalidJSON, "", "nested too deeply")
-		return
-	}
-	if t := v.Type(); t != fastjson.TypeObject {
-		d.fail(ReasonWrongType, "", "want object, got "+typeName(t))
-		return
-	}
-	obj, _ := v.Object()
-	obj.Visit(d.field)
 	if d.err != nil {
 		return
 	}
 	d.finish()
+}
+
+// object reads the object at b[i] (its '{'), which depth containers enclose
+// including itself, and returns the index after its '}', or badJSON or
+// tooDeep. Each key's value goes to field, or to metaField inside metadata;
+// once a field has failed, the rest is only checked.
+func (d *Decoder) object(b []byte, i, depth int, meta bool) int {
+	if depth > maxNesting {
+		return tooDeep
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return badJSON
+		}
+		end := skipString(b, i+1)
+		if end < 0 {
+			return badJSON
+		}
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			d.key = unquote(append(d.key[:0], b[i:end]...), 0)
+			key = d.key
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return badJSON
+		}
+		i = skipSpace(b, i+1)
+		switch {
+		case d.err != nil:
+			i = skipValue(b, i, depth)
+		case meta:
+			i = d.metaField(b, i, depth, key)
+		default:
+			i = d.field(b, i, depth, key)
+		}
+		if i < 0 {
+			return i
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return badJSON
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1
+		default:
+			return badJSON
+		}
+	}
 }
 
 func detailForInvalid(data []byte) string {

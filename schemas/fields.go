@@ -1,7 +1,5 @@
 package schemas
 
-import "github.com/valyala/fastjson"
-
 // One bit per known key, for duplicate and presence checks.
 const (
 	bitRequestID uint32 = 1 << iota
@@ -33,13 +31,19 @@ const (
 	bitMetadataCost
 )
 
-// field takes one top-level key. Unknown keys, the bodies, headers,
-// guardrail results and timings among them, fall through untouched: nothing
-// of them is copied, whatever their type.
-func (d *Decoder) field(k []byte, v *fastjson.Value) {
-	if d.err != nil {
-		return
+// field reads the value at b[i] of the top-level key k and returns the index
+// after it. Unknown keys, the bodies, headers, guardrail results and timings
+// among them, are only checked: nothing of them is copied, whatever their
+// type.
+func (d *Decoder) field(b []byte, i, depth int, k []byte) int {
+	if string(k) == "metadata" {
+		return d.metadata(b, i, depth)
 	}
+	end := skipValue(b, i, depth)
+	if end < 0 {
+		return end
+	}
+	v := b[i:end]
 	ev := d.ev
 	switch string(k) {
 	case "request_id":
@@ -86,31 +90,33 @@ func (d *Decoder) field(k []byte, v *fastjson.Value) {
 		d.keep(v, bitUserID, "user_id", &ev.UserID, false, false)
 	case "session_id":
 		d.keep(v, bitSessionID, "session_id", &ev.SessionID, false, false)
-	case "metadata":
-		d.metadata(v)
 	}
+	return end
 }
 
-func (d *Decoder) metadata(v *fastjson.Value) {
+func (d *Decoder) metadata(b []byte, i, depth int) int {
 	if d.dup(bitMetadata, "metadata") {
-		return
+		return skipValue(b, i, depth)
 	}
-	switch t := v.Type(); t {
-	case fastjson.TypeObject:
+	if i < len(b) && b[i] == '{' {
 		d.set |= bitMetadata
-		obj, _ := v.Object()
-		obj.Visit(d.metaField)
-	case fastjson.TypeNull:
-	default:
-		d.fail(ReasonWrongType, "metadata", "want object, got "+typeName(t))
+		return d.object(b, i, depth+1, true)
 	}
+	end := skipValue(b, i, depth)
+	if end >= 0 && b[i] != 'n' {
+		d.fail(ReasonWrongType, "metadata", "want object, got "+typeName(b[i]))
+	}
+	return end
 }
 
-// metaField takes one key of metadata, an object of strings.
-func (d *Decoder) metaField(k []byte, v *fastjson.Value) {
-	if d.err != nil {
-		return
+// metaField reads the value at b[i] of the metadata key k, an object of
+// strings, and returns the index after it.
+func (d *Decoder) metaField(b []byte, i, depth int, k []byte) int {
+	end := skipValue(b, i, depth)
+	if end < 0 {
+		return end
 	}
+	v := b[i:end]
 	ev := d.ev
 	switch string(k) {
 	case "org_id":
@@ -123,28 +129,27 @@ func (d *Decoder) metaField(k []byte, v *fastjson.Value) {
 		d.metaCost(v)
 	default:
 		// The key is the sender's text, so the error names only the object.
-		if t := v.Type(); t != fastjson.TypeString && t != fastjson.TypeNull {
-			d.fail(ReasonWrongType, "metadata", "values must be strings, got "+typeName(t))
+		if v[0] != '"' && v[0] != 'n' {
+			d.fail(ReasonWrongType, "metadata", "values must be strings, got "+typeName(v[0]))
 		}
 	}
+	return end
 }
 
 // metaCost keeps metadata.cost aside: it matters only if the record turns out
 // to have no cost, which may be known only after the last key.
-func (d *Decoder) metaCost(v *fastjson.Value) {
+func (d *Decoder) metaCost(v []byte) {
 	const field = "metadata.cost"
 	if d.dup(bitMetadataCost, field) {
 		return
 	}
-	d.mcost = v.MarshalTo(d.mcost[:0])
-	if d.mcost[0] != '"' {
-		d.mcost = d.mcost[:0]
-		if t := v.Type(); t != fastjson.TypeNull {
-			d.fail(ReasonWrongType, field, "want string, got "+typeName(t))
+	if v[0] != '"' {
+		if v[0] != 'n' {
+			d.fail(ReasonWrongType, field, "want string, got "+typeName(v[0]))
 		}
 		return
 	}
-	d.mcost = unquote(d.mcost, 0)
+	d.mcost = unquote(append(d.mcost[:0], v...), 0)
 	if d.costs == costAbsent {
 		d.costs = costFromMetadata
 	}

@@ -47,7 +47,7 @@ func FuzzDecode(f *testing.F) {
 			// decoder refuses on purpose.
 			var de *DecodeError
 			if errors.As(err, &de) && de.Reason == ReasonInvalidJSON && de.Field == "" &&
-				json.Valid(data) && nesting(data) <= 250 {
+				json.Valid(data) && nesting(data) <= maxNesting {
 				t.Fatalf("valid JSON refused: %v", err)
 			}
 			if ev != (Event{}) {
@@ -65,7 +65,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // nesting returns the deepest nesting of arrays and objects in JSON text, so
-// the fuzz target can tell the decoder's depth limit (fastjson's 300) from a
+// the fuzz target can tell the decoder's depth limit (maxNesting) from a
 // parse bug.
 func nesting(data []byte) int {
 	depth, deepest := 0, 0

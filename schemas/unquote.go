@@ -9,12 +9,9 @@ import (
 // unquote rewrites the JSON string literal b[start:] (quotes included, escapes
 // already checked by the validator) as the string it denotes, in place, and
 // returns b cut after it. Every escape is at least as long as what it stands
-// for, so writing never overtakes reading.
-//
-// It exists because fastjson unescapes on a best-effort basis: a high
-// surrogate followed by a non-surrogate escape loses the second character.
-// This follows encoding/json instead: an unpaired surrogate becomes U+FFFD and
-// the next escape is read on its own.
+// for, so writing never overtakes reading. An unpaired surrogate becomes
+// U+FFFD and the next escape is read on its own, as encoding/json does, so
+// that both read the same text in a record.
 func unquote(b []byte, start int) []byte {
 	r, end := start+1, len(b)-1 // skip the quotes
 	i := bytes.IndexByte(b[r:end], '\\')

@@ -27,3 +27,19 @@ func TestValidJSON(t *testing.T) {
 		t.Error("no nesting limit")
 	}
 }
+
+// skipString reads eight bytes at a time; each kind of byte that ends plain
+// text must stop it at every position of the word, and bytes above 0x7f
+// (UTF-8) must not.
+func TestSkipStringWordBoundaries(t *testing.T) {
+	for _, special := range []string{`"`, `\\`, `\"`, `\u00e9`, "\x00", "\x1f", `\q`, "\x7f", "\x80", "\xff", " ", "é"} {
+		for pos := 0; pos < 20; pos++ {
+			for tail := 0; tail < 10; tail++ {
+				in := `"` + strings.Repeat("a", pos) + special + strings.Repeat("b", tail) + `"`
+				if got, want := validJSON([]byte(in)), json.Valid([]byte(in)); got != want {
+					t.Errorf("%q: validJSON=%v, json.Valid=%v", in, got, want)
+				}
+			}
+		}
+	}
+}

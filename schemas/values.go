@@ -1,9 +1,8 @@
 package schemas
 
 import (
+	"bytes"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
 )
 
 // The readers of single values. Each refuses a duplicate key, takes null as
@@ -39,39 +38,37 @@ func (d *Decoder) dup(bit uint32, field string) bool {
 	return false
 }
 
-// keep reads a string field. Low-cardinality values are interned instead of
-// copied, so a Decoder allocates them once, not once per record.
-func (d *Decoder) keep(v *fastjson.Value, bit uint32, field string, dst *string, intern, required bool) {
+// keep reads a string field from its JSON text v. Low-cardinality values are
+// interned instead of copied, so a Decoder allocates them once, not once per
+// record.
+func (d *Decoder) keep(v []byte, bit uint32, field string, dst *string, intern, required bool) {
 	if d.dup(bit, field) {
 		return
 	}
-	start := len(d.buf)
-	// The parser keeps strings raw until asked for them; MarshalTo copies that
-	// raw text, quotes included, and unquote decodes it in place. Calling
-	// Type first would let fastjson's lossy unescaping run instead.
-	d.buf = v.MarshalTo(d.buf)
-	if d.buf[start] != '"' {
-		d.buf = d.buf[:start]
-		if t := v.Type(); t != fastjson.TypeNull {
-			d.fail(ReasonWrongType, field, "want string, got "+typeName(t))
+	if v[0] != '"' {
+		if v[0] != 'n' {
+			d.fail(ReasonWrongType, field, "want string, got "+typeName(v[0]))
 		}
 		return
 	}
-	d.buf = unquote(d.buf, start)
-	s := d.buf[start:]
+	start := len(d.buf)
+	s := v[1 : len(v)-1]
+	escaped := bytes.IndexByte(s, '\\') >= 0
+	if escaped {
+		d.buf = unquote(append(d.buf, v...), start)
+		s = d.buf[start:]
+	}
 	switch {
 	case !utf8.Valid(s):
 		d.fail(ReasonInvalidValue, field, "not valid UTF-8")
+		d.buf = d.buf[:start]
 		return
 	case required && len(s) == 0:
 		d.fail(ReasonInvalidValue, field, "empty")
+		d.buf = d.buf[:start]
 		return
 	}
 	d.set |= bit
-	if dst == nil { // the timestamp: parsed from the block at the end
-		d.ts = span{start, len(d.buf)}
-		return
-	}
 	if intern {
 		if is, ok := d.interned.lookup(s); ok {
 			*dst = is
@@ -79,15 +76,22 @@ func (d *Decoder) keep(v *fastjson.Value, bit uint32, field string, dst *string,
 			return
 		}
 	}
+	if !escaped {
+		d.buf = append(d.buf, s...)
+	}
+	if dst == nil { // the timestamp: parsed from the block at the end
+		d.ts = span{start, len(d.buf)}
+		return
+	}
 	d.pending[d.npend] = pendingString{dst, span{start, len(d.buf)}}
 	d.npend++
 }
 
-func (d *Decoder) count(v *fastjson.Value, bit uint32, field string, dst *int64) {
+func (d *Decoder) count(v []byte, bit uint32, field string, dst *int64) {
 	if d.dup(bit, field) || !d.number(v, field, "integer") {
 		return
 	}
-	n, res := parseCount(d.num)
+	n, res := parseCount(v)
 	if res != numOK {
 		d.failNumber(field, res)
 		return
@@ -95,12 +99,12 @@ func (d *Decoder) count(v *fastjson.Value, bit uint32, field string, dst *int64)
 	*dst = n
 }
 
-func (d *Decoder) statusCode(v *fastjson.Value) {
+func (d *Decoder) statusCode(v []byte) {
 	const field = "status_code"
 	if d.dup(bitStatusCode, field) || !d.number(v, field, "integer") {
 		return
 	}
-	n, res := parseCount(d.num)
+	n, res := parseCount(v)
 	if res == numFraction {
 		d.failNumber(field, res)
 		return
@@ -112,12 +116,12 @@ func (d *Decoder) statusCode(v *fastjson.Value) {
 	d.ev.StatusCode = int(n)
 }
 
-func (d *Decoder) cost(v *fastjson.Value) {
+func (d *Decoder) cost(v []byte) {
 	const field = "cost"
 	if d.dup(bitCost, field) || !d.number(v, field, "number") {
 		return
 	}
-	f, res := parseCost(d.num)
+	f, res := parseCost(v)
 	if res != numOK {
 		d.failNumber(field, res)
 		return
@@ -126,43 +130,46 @@ func (d *Decoder) cost(v *fastjson.Value) {
 	d.costs = costFromField
 }
 
-// number copies a number's text into d.num. It reports false for null
-// (absent) and for other types, which it refuses; want names the type the
-// field wants, for the error.
-func (d *Decoder) number(v *fastjson.Value, field, want string) bool {
-	switch t := v.Type(); t {
-	case fastjson.TypeNumber:
-		d.num = v.MarshalTo(d.num[:0])
+// number reports whether v is a number. It reports false for null (absent)
+// and for other types, which it refuses; want names the type the field
+// wants, for the error.
+func (d *Decoder) number(v []byte, field, want string) bool {
+	switch c := v[0]; {
+	case c == '-' || isDigit(c):
 		return true
-	case fastjson.TypeNull:
-	default:
-		d.fail(ReasonWrongType, field, "want "+want+", got "+typeName(t))
+	case c != 'n':
+		d.fail(ReasonWrongType, field, "want "+want+", got "+typeName(c))
 	}
 	return false
 }
 
-func (d *Decoder) flag(v *fastjson.Value, bit uint32, field string, dst *bool) {
+func (d *Decoder) flag(v []byte, bit uint32, field string, dst *bool) {
 	if d.dup(bit, field) {
 		return
 	}
-	switch t := v.Type(); t {
-	case fastjson.TypeTrue:
+	switch v[0] {
+	case 't':
 		*dst = true
-	case fastjson.TypeFalse, fastjson.TypeNull:
+	case 'f', 'n':
 	default:
-		d.fail(ReasonWrongType, field, "want boolean, got "+typeName(t))
+		d.fail(ReasonWrongType, field, "want boolean, got "+typeName(v[0]))
 	}
 }
 
-// typeName names a JSON type in errors; it is all an error may say about a
-// value.
-func typeName(t fastjson.Type) string {
-	switch t {
-	case fastjson.TypeTrue, fastjson.TypeFalse:
+// typeName names the type of the JSON value starting with c, for errors; it
+// is all an error may say about a value.
+func typeName(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
 		return "boolean"
-	case fastjson.TypeObject, fastjson.TypeArray, fastjson.TypeString,
-		fastjson.TypeNumber, fastjson.TypeNull:
-		return t.String()
+	case 'n':
+		return "null"
 	}
-	return "unknown"
+	return "number"
 }
