@@ -168,8 +168,8 @@ const (
 // fastest level: on the logs path compression costs more than encoding,
 // and Datadog's limits are on the uncompressed size anyway.
 func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
-	zw, _ := s.gzips.Get().(*gzip.Writer)
-	if zw == nil {
+	zw, ok := s.gzips.get()
+	if !ok {
 		var err error
 		if zw, err = gzip.NewWriterLevel(dst, gzip.BestSpeed); err != nil {
 			return err
@@ -177,7 +177,7 @@ func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
 	} else {
 		zw.Reset(dst)
 	}
-	defer s.gzips.Put(zw)
+	defer s.gzips.put(zw)
 	for _, p := range parts {
 		if _, err := zw.Write(p); err != nil {
 			return err
@@ -187,8 +187,8 @@ func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
 }
 
 func (s *Sink) getBuf() *bytes.Buffer {
-	b, _ := s.bufs.Get().(*bytes.Buffer)
-	if b == nil {
+	b, ok := s.bufs.get()
+	if !ok {
 		return new(bytes.Buffer)
 	}
 	b.Reset()
@@ -197,13 +197,13 @@ func (s *Sink) getBuf() *bytes.Buffer {
 
 func (s *Sink) putBuf(b *bytes.Buffer) {
 	if b.Cap() <= 8<<20 {
-		s.bufs.Put(b)
+		s.bufs.put(b)
 	}
 }
 
 func (s *Sink) getEncoder() *logEncoder {
-	e, _ := s.encoders.Get().(*logEncoder)
-	if e == nil {
+	e, ok := s.encoders.get()
+	if !ok {
 		e = &logEncoder{service: s.cfg.Service}
 	}
 	e.reset()
@@ -212,6 +212,36 @@ func (s *Sink) getEncoder() *logEncoder {
 
 func (s *Sink) putEncoder(e *logEncoder) {
 	if cap(e.buf) <= 16<<20 {
-		s.encoders.Put(e)
+		s.encoders.put(e)
+	}
+}
+
+// spares is how many encoders, gzip writers and buffers the sink keeps
+// between requests: enough for the requests of a busy moment on two cores,
+// few enough that what they hold (about 1 MB each at most) stays small.
+const spares = 16
+
+// freeList keeps up to a fixed number of spare values. Unlike sync.Pool it
+// survives garbage collections, which at full load come several times a
+// second: with a sync.Pool most 500-log requests built their ~0.5 MB encoder
+// and their gzip writer anew.
+type freeList[T any] struct{ ch chan T }
+
+func newFreeList[T any](n int) freeList[T] { return freeList[T]{make(chan T, n)} }
+
+func (f freeList[T]) get() (T, bool) {
+	select {
+	case v := <-f.ch:
+		return v, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+func (f freeList[T]) put(v T) {
+	select {
+	case f.ch <- v:
+	default:
 	}
 }

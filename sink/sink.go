@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -155,9 +157,9 @@ type Sink struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	mono  func() time.Time
 
-	encoders sync.Pool // *logEncoder
-	gzips    sync.Pool // *gzip.Writer
-	bufs     sync.Pool // *bytes.Buffer
+	encoders freeList[*logEncoder]
+	gzips    freeList[*gzip.Writer]
+	bufs     freeList[*bytes.Buffer]
 
 	routes atomic.Pointer[map[string]route]
 
@@ -212,6 +214,9 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, dl DeadLetterer
 		mono:      time.Now,
 		firstSeen: make(map[string]time.Time),
 		queues:    make(map[string]*tenantQueue),
+		encoders:  newFreeList[*logEncoder](spares),
+		gzips:     newFreeList[*gzip.Writer](spares),
+		bufs:      newFreeList[*bytes.Buffer](spares),
 	}
 	s.root, s.rootCancel = context.WithCancelCause(context.Background())
 	empty := map[string]route{}
