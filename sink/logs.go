@@ -20,6 +20,17 @@ import (
 func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Event) error {
 	enc := q.s.getEncoder()
 	defer q.s.putEncoder(enc)
+	// Sized once from the last batches' bytes per log: grown by doubling, a
+	// 500-log buffer would cost twice its size in garbage.
+	per := int(q.s.logSize.Load())
+	if need := len(logs) * (per + per/8); cap(enc.buf) < need {
+		enc.buf = make([]byte, 0, need)
+	}
+	defer func() {
+		if n := enc.len(); n > 0 {
+			q.s.logSize.Store(int64(len(enc.buf) / n))
+		}
+	}()
 	for i, ev := range logs {
 		ok, trimmed := enc.add(ev, i)
 		if trimmed {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
@@ -63,17 +64,23 @@ func contentEncoding(header string, allowed ...string) (string, bool) {
 // inflate decompresses wire, refusing (over) output larger than max bytes;
 // corrupt reports a body that is not valid in its encoding. Reading to the
 // end makes gzip and zlib verify their checksums.
-func inflate(enc string, wire []byte, max int64) (out []byte, over, corrupt bool) {
+func inflate(gzipReaders *sync.Pool, enc string, wire []byte, max int64) (out []byte, over, corrupt bool) {
 	var rd io.Reader
 	switch enc {
 	case "":
 		return wire, int64(len(wire)) > max, false
 	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(wire))
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bytes.NewReader(wire))
+		} else {
+			err = zr.Reset(bytes.NewReader(wire))
+		}
 		if err != nil {
 			return nil, false, true
 		}
-		defer zr.Close()
+		defer gzipReaders.Put(zr)
 		rd = zr
 	case "deflate":
 		// HTTP "deflate" is the zlib format (RFC 9110 section 8.4.1.2).

@@ -388,3 +388,36 @@ func TestCountLogItems(t *testing.T) {
 		t.Error("accepted junk")
 	}
 }
+
+func TestCountPoints(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"series":[]}`: 0,
+		`{"series":[{"metric":"m","points":[]}]}`:                                                                                        0,
+		`{"series":[{"metric":"m","points":[{"timestamp":1,"value":2}]}]}`:                                                               1,
+		`{"series":[{"points":[{"timestamp":1,"value":2},{"timestamp":2,"value":3}]},{"points":[{"value":1}],"tags":["points","a:]"]}]}`: 3,
+		`{"series":[{"metric":"points","tags":["[points]"],"points" : [ {"value":[1,2]} , {} ]}]}`:                                       2,
+		`{"series":[{"resources":[{"name":"points","type":"host"}],"points":[{"value":1}]}]}`:                                            1,
+	} {
+		n, ok := countPoints([]byte(body))
+		var p struct {
+			Series []struct {
+				Points []json.RawMessage `json:"points"`
+			} `json:"series"`
+		}
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		ref := 0
+		for _, s := range p.Series {
+			ref += len(s.Points)
+		}
+		if !ok || n != want || ref != want {
+			t.Errorf("%s: %d %v (encoding/json %d), want %d", body, n, ok, ref, want)
+		}
+	}
+	for _, junk := range []string{`{"series":[`, `{"series":"]`, `{"series":[}]`} {
+		if _, ok := countPoints([]byte(junk)); ok {
+			t.Errorf("%s: accepted", junk)
+		}
+	}
+}

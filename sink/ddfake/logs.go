@@ -26,7 +26,7 @@ func (s *Server) handleLogs(r *http.Request, account string, st *reqState) answe
 	case err != nil:
 		return bad("could not read body")
 	}
-	data, over, corrupt := inflate(enc, wire, s.limits.LogsPayloadBytes)
+	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, s.limits.LogsPayloadBytes)
 	switch {
 	case corrupt:
 		return bad("Malformed payload: body is not valid " + enc)

@@ -46,17 +46,9 @@ func (s *Server) handleSeries(r *http.Request, account string, st *reqState) ans
 		return errorAnswer(apiErrors, http.StatusBadRequest, fmt.Sprintf(format, args...))
 	}
 	if s.cheap {
-		var p struct {
-			Series []struct {
-				Points []struct{} `json:"points"`
-			} `json:"series"`
-		}
-		if err := json.Unmarshal(data, &p); err != nil {
-			return bad("Malformed payload: %v", err)
-		}
-		n := 0
-		for _, se := range p.Series {
-			n += len(se.Points)
+		n, ok := countPoints(data)
+		if !ok {
+			return bad("Malformed payload")
 		}
 		st.rec.Items = n
 		s.mu.Lock()
@@ -182,7 +174,7 @@ func (s *Server) readMetricsBody(r *http.Request, st *reqState, wireMax, inflate
 		st.rec.BodyBytes = int64(len(wire))
 		return wire, answer{}, true
 	}
-	data, over, corrupt := inflate(enc, wire, inflatedMax-1)
+	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, inflatedMax-1)
 	switch {
 	case corrupt:
 		return nil, errorAnswer(apiErrors, http.StatusBadRequest, "Malformed payload: body is not valid "+enc), false

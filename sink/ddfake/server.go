@@ -12,10 +12,14 @@ import (
 // Server is the fake Datadog API. Create it with New; serve it with Start or
 // mount Handler in an httptest.Server. All methods are safe for concurrent use.
 type Server struct {
-	clock  func() time.Time
-	cheap  bool
-	limits Limits
-	rate   rateConfig
+	clock func() time.Time
+	cheap bool
+	// gzipReaders saves a decompressor's tables per request: at a
+	// benchmark's request rate they are the stand-in's cost, not the
+	// client's.
+	gzipReaders sync.Pool // *gzip.Reader
+	limits      Limits
+	rate        rateConfig
 
 	mu       sync.Mutex // guards everything below up to faultMu
 	keys     keyring
