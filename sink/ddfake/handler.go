@@ -1,6 +1,7 @@
 package ddfake
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,6 +51,7 @@ type reqState struct {
 	rec     RequestRecord
 	body    *countingReader
 	started time.Time
+	pooled  []*bytes.Buffer // to give back to Server.bodyBufs when answered
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +112,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	drain(r.Body)
 	s.write(w, a, ri)
 	s.record(st, &a)
+	for _, b := range st.pooled {
+		if b.Cap() <= 8<<20 {
+			s.bodyBufs.Put(b)
+		}
+	}
 }
 
 // authenticate checks the keys the endpoint needs and returns the account,

@@ -19,14 +19,14 @@ func (s *Server) handleLogs(r *http.Request, account string, st *reqState) answe
 		return bad("Unsupported Content-Encoding: " + enc)
 	}
 	// No wire limit is documented for logs; drainCap only keeps memory sane.
-	wire, over, err := readWire(r.Body, r.ContentLength, drainCap)
+	wire, over, err := readWire(r.Body, r.ContentLength, drainCap, s.buffer(st))
 	switch {
 	case over:
 		return tooLarge
 	case err != nil:
 		return bad("could not read body")
 	}
-	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, s.limits.LogsPayloadBytes)
+	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, s.limits.LogsPayloadBytes, s.buffer(st))
 	switch {
 	case corrupt:
 		return bad("Malformed payload: body is not valid " + enc)

@@ -163,7 +163,7 @@ func (s *Server) readMetricsBody(r *http.Request, st *reqState, wireMax, inflate
 	if !ok {
 		return nil, errorAnswer(apiErrors, http.StatusBadRequest, "Unsupported Content-Encoding: "+enc), false
 	}
-	wire, over, err := readWire(r.Body, r.ContentLength, wireMax)
+	wire, over, err := readWire(r.Body, r.ContentLength, wireMax, s.buffer(st))
 	switch {
 	case over:
 		return nil, tooLarge, false
@@ -174,7 +174,7 @@ func (s *Server) readMetricsBody(r *http.Request, st *reqState, wireMax, inflate
 		st.rec.BodyBytes = int64(len(wire))
 		return wire, answer{}, true
 	}
-	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, inflatedMax-1)
+	data, over, corrupt := inflate(&s.gzipReaders, enc, wire, inflatedMax-1, s.buffer(st))
 	switch {
 	case corrupt:
 		return nil, errorAnswer(apiErrors, http.StatusBadRequest, "Malformed payload: body is not valid "+enc), false

@@ -1,6 +1,7 @@
 package ddfake
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"slices"
@@ -233,14 +234,14 @@ func TestInflateLimitEveryEncoding(t *testing.T) {
 	for enc, pack := range map[string]func([]byte) []byte{
 		"": func(b []byte) []byte { return b }, "gzip": gzipped, "deflate": zlibbed, "zstd1": zstded,
 	} {
-		if out, over, corrupt := inflate(new(sync.Pool), enc, pack(body), 200); over || corrupt || string(out) != string(body) {
+		if out, over, corrupt := inflate(new(sync.Pool), enc, pack(body), 200, new(bytes.Buffer)); over || corrupt || string(out) != string(body) {
 			t.Errorf("%q at the limit: over=%v corrupt=%v", enc, over, corrupt)
 		}
-		if _, over, corrupt := inflate(new(sync.Pool), enc, pack(body), 199); !over || corrupt {
+		if _, over, corrupt := inflate(new(sync.Pool), enc, pack(body), 199, new(bytes.Buffer)); !over || corrupt {
 			t.Errorf("%q one over: over=%v corrupt=%v", enc, over, corrupt)
 		}
 		if enc != "" {
-			if _, _, corrupt := inflate(new(sync.Pool), enc, body, 1000); !corrupt {
+			if _, _, corrupt := inflate(new(sync.Pool), enc, body, 1000, new(bytes.Buffer)); !corrupt {
 				t.Errorf("%q: plain bytes not reported corrupt", enc)
 			}
 		}

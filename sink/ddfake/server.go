@@ -18,6 +18,7 @@ type Server struct {
 	// benchmark's request rate they are the stand-in's cost, not the
 	// client's.
 	gzipReaders sync.Pool // *gzip.Reader
+	bodyBufs    sync.Pool // *bytes.Buffer, in cheap mode only (see buffer)
 	limits      Limits
 	rate        rateConfig
 
