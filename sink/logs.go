@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
 	"net/http"
 
 	"github.com/futureagi/prism-exporter/schemas"
@@ -20,11 +21,12 @@ import (
 func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Event) error {
 	enc := q.s.getEncoder()
 	defer q.s.putEncoder(enc)
-	// Sized once from the last batches' bytes per log: grown by doubling, a
-	// 500-log buffer would cost twice its size in garbage.
+	// Sized once from the recent bytes per log, rounded up to a power of
+	// two so that a spare encoder fits the next batch too: grown by
+	// doubling, a 500-log buffer would cost twice its size in garbage.
 	per := int(q.s.logSize.Load())
 	if need := len(logs) * (per + per/8); cap(enc.buf) < need {
-		enc.buf = make([]byte, 0, need)
+		enc.buf = make([]byte, 0, 1<<bits.Len(uint(need)))
 	}
 	defer func() {
 		if n := enc.len(); n > 0 {

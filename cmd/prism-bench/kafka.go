@@ -84,6 +84,30 @@ func (a *kafkaAdmin) createTopics(ctx context.Context, topics ...string) error {
 	return nil
 }
 
+// warmCoordinator waits until the broker can coordinate consumer groups. A
+// new broker creates its offsets topic on the first group request and
+// answers "coordinator not available" until then, which the exporter meets
+// with a join backoff: a one-time cost of a new cluster that the measured
+// run must not include.
+func (a *kafkaAdmin) warmCoordinator(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		res, err := a.c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "prism-bench-warmup", KeyType: kafka.CoordinatorKeyTypeConsumer})
+		if err == nil {
+			err = res.Error
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the broker cannot coordinate consumer groups: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // endOffsets are the partitions' high watermarks.
 func (a *kafkaAdmin) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
 	req := make([]kafka.OffsetRequest, a.partitions)

@@ -86,7 +86,11 @@ func benchmark(ctx context.Context, c config) error {
 
 	topic := "bench-e2e-" + suffix
 	if c.phases["e2e"] || c.phases["floor"] || c.phases["profile"] {
-		if err := newAdmin(c.brokers, c.partitions).createTopics(ctx, topic, topic+".dlq"); err != nil {
+		admin := newAdmin(c.brokers, c.partitions)
+		if err := admin.createTopics(ctx, topic, topic+".dlq"); err != nil {
+			return err
+		}
+		if err := admin.warmCoordinator(ctx); err != nil {
 			return err
 		}
 		logf("pre-loading %d records for %d tenants into %s (%d partitions, %s)", c.records, c.tenants, topic, c.partitions, c.compression)
