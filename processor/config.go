@@ -108,7 +108,7 @@ func (c *Config) setDefaults() {
 		c.CommitInterval = time.Second
 	}
 	if c.IdleAfter == 0 {
-		c.IdleAfter = time.Second
+		c.IdleAfter = 500 * time.Millisecond
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Second

@@ -279,6 +279,14 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 			}
 		case a := <-pt.answers:
 			pt.answered(a)
+			// Caught up and nothing in flight: the partition has gone
+			// quiet, so commit what was just accepted rather than at the
+			// next interval. Under load something is always in flight, and
+			// the interval alone paces commits.
+			if pt.lag == 0 && !pt.track.inFlight() {
+				pt.commit(ctx)
+				lastCommit = time.Now()
+			}
 		case <-tick.C:
 			pt.advance(ctx)
 			if time.Since(lastCommit) >= p.cfg.CommitInterval {
