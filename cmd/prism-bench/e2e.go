@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/futureagi/prism-exporter/sink/ddfake"
@@ -76,6 +78,17 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 		return e2eRun{}, err
 	}
 	group := "bench-e2e-" + suffix
+	if c.standInProfile {
+		f, err := os.Create(filepath.Join(c.out, "standin-cpu.pprof"))
+		if err != nil {
+			return e2eRun{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return e2eRun{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	self0, broker0 := selfCPU(), cpuOf(c.kafkaPID)
 	started := time.Now()
 	er, err := startExporter(c, exporterSpec{

@@ -86,6 +86,8 @@ type config struct {
 
 	e2eTimeout   time.Duration
 	totalTimeout time.Duration
+
+	standInProfile bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -118,6 +120,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.freshWindow, "fresh-window", 10*time.Second, "freshness: tenants' sync_interval")
 	fs.DurationVar(&c.freshLateness, "fresh-lateness", 2*time.Second, "freshness: PRISM_ALLOWED_LATENESS")
 
+	fs.BoolVar(&c.standInProfile, "standin-profile", false, "also write this process's CPU profile during the end-to-end run (standin-cpu.pprof: the stand-in's cost)")
 	fs.DurationVar(&c.e2eTimeout, "e2e-timeout", 4*time.Minute, "give up on an end-to-end or floor run after this long")
 	fs.DurationVar(&c.totalTimeout, "timeout", 15*time.Minute, "give up on the whole benchmark after this long")
 	if err := fs.Parse(args); err != nil {

@@ -3,6 +3,7 @@ package ddfake
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -418,6 +419,37 @@ func TestCountPoints(t *testing.T) {
 	for _, junk := range []string{`{"series":[`, `{"series":"]`, `{"series":[}]`} {
 		if _, ok := countPoints([]byte(junk)); ok {
 			t.Errorf("%s: accepted", junk)
+		}
+	}
+}
+
+// The cheap counters jump from quote to quote; strings full of escapes and
+// brackets must not move them.
+func TestCountLogItemsAgainstEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	parts := []string{`a`, `\`, `"`, `[`, `]`, `{`, `}`, `,`, `\\`, `\"`, "é", ` `}
+	for i := 0; i < 3000; i++ {
+		var items []any
+		for n := r.IntN(6); n > 0; n-- {
+			var b strings.Builder
+			for k := r.IntN(12); k > 0; k-- {
+				b.WriteString(parts[r.IntN(len(parts))])
+			}
+			items = append(items, map[string]any{"message": b.String(), "n": []any{b.String(), 1}})
+		}
+		body, err := json.Marshal(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if items == nil {
+			body = []byte(`[]`)
+		}
+		if n, ok := countLogItems(body); !ok || n != len(items) {
+			t.Fatalf("%s: %d %v, want %d", body, n, ok, len(items))
+		}
+		series, _ := json.Marshal(map[string]any{"series": []any{map[string]any{"metric": "m", "tags": items, "points": items}}})
+		if n, ok := countPoints(series); !ok || n != len(items) {
+			t.Fatalf("%s: %d points %v, want %d", series, n, ok, len(items))
 		}
 	}
 }
