@@ -245,3 +245,58 @@ func (f freeList[T]) put(v T) {
 	default:
 	}
 }
+
+// gzStream is one request's body being compressed as its logs are encoded.
+type gzStream struct {
+	zw  *gzip.Writer
+	out bytes.Buffer
+	err error
+	one [1]byte // a separator, written without allocating
+}
+
+// start begins a new body.
+func (z *gzStream) start() {
+	z.out.Reset()
+	z.err = nil
+	if z.zw == nil {
+		z.zw, z.err = gzip.NewWriterLevel(&z.out, gzip.BestSpeed)
+		return
+	}
+	z.zw.Reset(&z.out)
+}
+
+func (z *gzStream) write(c byte) {
+	if z.err == nil {
+		z.one[0] = c
+		_, z.err = z.zw.Write(z.one[:])
+	}
+}
+
+func (z *gzStream) writeItem(b []byte) {
+	if z.err == nil {
+		_, z.err = z.zw.Write(b)
+	}
+}
+
+// finish closes the array and the gzip stream and returns the body, valid
+// until the next start.
+func (z *gzStream) finish() ([]byte, error) {
+	z.write(']')
+	if z.err == nil {
+		z.err = z.zw.Close()
+	}
+	return z.out.Bytes(), z.err
+}
+
+func (s *Sink) getStream() *gzStream {
+	if z, ok := s.streams.get(); ok {
+		return z
+	}
+	return new(gzStream)
+}
+
+func (s *Sink) putStream(z *gzStream) {
+	if z.out.Cap() <= 8<<20 {
+		s.streams.put(z)
+	}
+}

@@ -708,3 +708,38 @@ func TestUntrimmableLogDeadLettered(t *testing.T) {
 		t.Errorf("dead_lettered{logs,too_large} = %v", counterValue(t, s, "dead_lettered", kindLogs, dlTooLarge))
 	}
 }
+
+// A batch is cut into requests as it is streamed: at 500 logs, and before a
+// log that would take the body past 5 MB. No request is over either limit,
+// and every log arrives once.
+func TestStreamedRequestsCutAtLimits(t *testing.T) {
+	dd := newFakeDD(t)
+	s := newTestSink(t, Config{BaseURL: dd.srv.URL})
+	s.SetTenants([]Tenant{{ID: "org_a", APIKey: keyA}})
+	b := closeBatch("org_a", time.Now(), 1200)
+	for i := 600; i < 1000; i++ { // 400 logs of ~20 KB: 8 MB
+		b.Logs[i].StatusCode, b.Logs[i].ErrorMessage = 500, strings.Repeat("e", 10_000)
+	}
+	if o := wait(t, deliver(t, s.Sink, b), 10*time.Second); o != Delivered {
+		t.Fatal(o)
+	}
+	if ids := dd.acceptedLogs(t, keyA); len(ids) != 1200 {
+		t.Errorf("%d accepted, want 1200", len(ids))
+	}
+	var sizes []int
+	for _, r := range dd.requests("/api/v2/logs") {
+		var items []json.RawMessage
+		if err := json.Unmarshal(r.body, &items); err != nil {
+			t.Fatal(err)
+		}
+		if len(items) > maxLogsPerRequest || len(r.body) > maxLogsRequestBytes {
+			t.Errorf("request of %d logs, %d bytes", len(items), len(r.body))
+		}
+		sizes = append(sizes, len(items))
+	}
+	// 0-499; 500-599 and the big ones up to 5 MB; the other big ones and
+	// the small tail.
+	if len(sizes) != 3 || sizes[0] != 500 || sizes[1] >= 500 || sizes[1]+sizes[2] != 700 {
+		t.Errorf("requests of %v logs", sizes)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/bits"
 	"net/http"
 
 	"github.com/futureagi/prism-exporter/schemas"
@@ -17,23 +16,36 @@ import (
 // json.Marshal them, several times slower (see BenchmarkLogs*), on the path
 // every record takes.
 
-// sendLogs delivers logs in requests of at most 500 items and 5 MB.
+// sendLogs delivers logs in requests of at most 500 items and 5 MB. Each log
+// is encoded into a small scratch buffer and written straight into the
+// request's gzip stream, so a request holds only its compressed body: a
+// 500-log request's JSON (~400 KB) is never kept whole. A refused request is
+// encoded again, whole, to be narrowed down (narrowStreamed): refusals are
+// rare, and memory held by every request is what sets the garbage
+// collector's pace.
 func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Event) error {
 	enc := q.s.getEncoder()
 	defer q.s.putEncoder(enc)
-	// Sized once from the recent bytes per log, rounded up to a power of
-	// two so that a spare encoder fits the next batch too: grown by
-	// doubling, a 500-log buffer would cost twice its size in garbage.
-	per := int(q.s.logSize.Load())
-	if need := len(logs) * (per + per/8); cap(enc.buf) < need {
-		enc.buf = make([]byte, 0, 1<<bits.Len(uint(need)))
-	}
-	defer func() {
-		if n := enc.len(); n > 0 {
-			q.s.logSize.Store(int64(len(enc.buf) / n))
+	zs := q.s.getStream()
+	defer q.s.putStream(zs)
+
+	first, n, raw := 0, 0, 2 // the request being written: its first log, items, JSON bytes with brackets
+	send := func(end int) error {
+		if n == 0 {
+			return nil
 		}
-	}()
+		gz, err := zs.finish()
+		if err == nil {
+			err = q.postLogsGz(ctx, cn, n, raw, gz)
+		}
+		if errors.Is(err, errTooLarge) || errors.Is(err, errBadRequest) {
+			err = q.narrowStreamed(ctx, cn, logs[first:end], err)
+		}
+		first, n, raw = end, 0, 2
+		return err
+	}
 	for i, ev := range logs {
+		enc.reset()
 		ok, trimmed := enc.add(ev, i)
 		if trimmed {
 			q.s.m.trimmed.Inc()
@@ -47,14 +59,39 @@ func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Ev
 			if err := q.deadLetter(ctx, kindLogs, reasonTooLarge, item, "log over 1 MB after trimming error_message and message; dead-lettered with every field cut to 64 KB"); err != nil {
 				return err
 			}
+			continue
 		}
-	}
-	for _, r := range enc.chunks(maxLogsPerRequest, maxLogsRequestBytes) {
-		if err := q.sendLogRange(ctx, cn, enc, logs, r[0], r[1]); err != nil {
-			return err
+		item := enc.item(0)
+		if n > 0 && (n == maxLogsPerRequest || raw+1+len(item) > maxLogsRequestBytes) {
+			if err := send(i); err != nil {
+				return err
+			}
 		}
+		if n == 0 {
+			zs.start()
+			first = i
+			zs.write('[')
+		} else {
+			zs.write(',')
+			raw++
+		}
+		zs.writeItem(item)
+		n++
+		raw += len(item)
 	}
-	return nil
+	return send(len(logs))
+}
+
+// narrowStreamed narrows down err, a refusal of a streamed request of logs:
+// they are encoded again, whole (the same items as the first time, since
+// encoding is deterministic; a log too large even trimmed was dead-lettered
+// then and is skipped now), and split as sendLogRange does.
+func (q *tenantQueue) narrowStreamed(ctx context.Context, cn *conn, logs []*schemas.Event, err error) error {
+	enc := &logEncoder{service: q.s.cfg.Service}
+	for i, ev := range logs {
+		enc.add(ev, i)
+	}
+	return q.narrowLogs(ctx, cn, enc, logs, 0, enc.len(), err)
 }
 
 // sendLogRange sends items [i, j) of enc. Refusals are narrowed down by
@@ -62,7 +99,11 @@ func (q *tenantQueue) sendLogs(ctx context.Context, cn *conn, logs []*schemas.Ev
 // more, else dead-lettered); a 400 by bisection down to the items Datadog
 // refuses, which are dead-lettered while the rest is delivered.
 func (q *tenantQueue) sendLogRange(ctx context.Context, cn *conn, enc *logEncoder, logs []*schemas.Event, i, j int) error {
-	err := q.postLogsBody(ctx, cn, j-i, []byte{'['}, enc.body(i, j), []byte{']'})
+	return q.narrowLogs(ctx, cn, enc, logs, i, j, q.postLogsBody(ctx, cn, j-i, []byte{'['}, enc.body(i, j), []byte{']'}))
+}
+
+// narrowLogs handles err, the answer to items [i, j) of enc.
+func (q *tenantQueue) narrowLogs(ctx context.Context, cn *conn, enc *logEncoder, logs []*schemas.Event, i, j int, err error) error {
 	var se *statusError
 	switch {
 	case err == nil:
@@ -115,7 +156,12 @@ func (q *tenantQueue) postLogsBody(ctx context.Context, cn *conn, n int, parts .
 	if err := q.s.gzipTo(buf, parts...); err != nil {
 		return err
 	}
-	body := buf.Bytes()
+	return q.postLogsGz(ctx, cn, n, raw, buf.Bytes())
+}
+
+// postLogsGz sends a gzipped JSON array of n logs, raw bytes uncompressed,
+// until Datadog gives a final answer.
+func (q *tenantQueue) postLogsGz(ctx context.Context, cn *conn, n, raw int, body []byte) error {
 	err := q.attempt(ctx, cn, endpointLogs, func(ctx context.Context) answer {
 		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageUncompressed).Add(float64(raw))
 		q.s.m.payloadBytes.WithLabelValues(endpointLogs, stageCompressed).Add(float64(len(body)))

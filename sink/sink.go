@@ -160,7 +160,7 @@ type Sink struct {
 	encoders freeList[*logEncoder]
 	gzips    freeList[*gzip.Writer]
 	bufs     freeList[*bytes.Buffer]
-	logSize  atomic.Int64 // bytes per encoded log, lately
+	streams  freeList[*gzStream]
 
 	routes atomic.Pointer[map[string]route]
 
@@ -218,8 +218,8 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, dl DeadLetterer
 		encoders:  newFreeList[*logEncoder](spares),
 		gzips:     newFreeList[*gzip.Writer](spares),
 		bufs:      newFreeList[*bytes.Buffer](spares),
+		streams:   newFreeList[*gzStream](spares),
 	}
-	s.logSize.Store(768)
 	s.root, s.rootCancel = context.WithCancelCause(context.Background())
 	empty := map[string]route{}
 	s.routes.Store(&empty)
