@@ -247,7 +247,11 @@ func (f freeList[T]) put(v T) {
 }
 
 // gzStream is one request's body being compressed as its logs are encoded.
+// It holds a gzip writer (a few hundred KB of state) only while writing:
+// finish hands it back before the request is sent, so a request waiting for
+// its answer holds just its compressed body.
 type gzStream struct {
+	s   *Sink
 	zw  *gzip.Writer
 	out bytes.Buffer
 	err error
@@ -258,11 +262,13 @@ type gzStream struct {
 func (z *gzStream) start() {
 	z.out.Reset()
 	z.err = nil
-	if z.zw == nil {
+	zw, ok := z.s.gzips.get()
+	if !ok {
 		z.zw, z.err = gzip.NewWriterLevel(&z.out, gzip.BestSpeed)
 		return
 	}
-	z.zw.Reset(&z.out)
+	zw.Reset(&z.out)
+	z.zw = zw
 }
 
 func (z *gzStream) write(c byte) {
@@ -285,6 +291,10 @@ func (z *gzStream) finish() ([]byte, error) {
 	if z.err == nil {
 		z.err = z.zw.Close()
 	}
+	if z.zw != nil {
+		z.s.gzips.put(z.zw)
+		z.zw = nil
+	}
 	return z.out.Bytes(), z.err
 }
 
@@ -292,10 +302,11 @@ func (s *Sink) getStream() *gzStream {
 	if z, ok := s.streams.get(); ok {
 		return z
 	}
-	return new(gzStream)
+	return &gzStream{s: s}
 }
 
 func (s *Sink) putStream(z *gzStream) {
+	z.zw = nil // left by an error between start and finish
 	if z.out.Cap() <= 8<<20 {
 		s.streams.put(z)
 	}
