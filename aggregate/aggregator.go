@@ -222,13 +222,13 @@ func (a *Aggregator) addMetrics(w *window, ev *schemas.Event) {
 			i, ok = w.find(tags)
 		}
 		if !ok {
-			i = w.addSeries(tags, a.sk)
+			i = w.addSeries(tags)
 			if !isOther {
 				w.distinct++
 			}
 		}
 	}
-	w.series[i].add(ev)
+	w.series[i].add(ev, a.sk)
 }
 
 // raise moves the frontier to f if that is ahead; F never goes back.

@@ -381,3 +381,42 @@ func TestEventsBefore1970(t *testing.T) {
 		t.Fatalf("window of %v: %+v", ts, got)
 	}
 }
+
+// A series keeps its first latencies as they are and moves them into a
+// sketch when one more arrives or one does not fit in an int32; the
+// percentiles are those of every latency either way.
+func TestSeriesLatenciesExactThenSketch(t *testing.T) {
+	sk, err := newSketches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		latencies     []int64
+		p50, p95, p99 float64
+	}{
+		{[]int64{7}, 7, 7, 7},
+		{[]int64{9, 1, 5}, 5, 5, 5},
+		{[]int64{40, 10, 30, 20}, 20, 30, 30},
+		{[]int64{1, 2, 3_000_000_000, 4}, 2, 4, 4}, // too large for the exact values
+		{[]int64{50, 10, 40, 20, 30}, 30, 40, 40},  // one more than they hold
+		{[]int64{-5, 10, 20}, 10, 10, 10},          // negative clamps to 0
+		{[]int64{0, 0, 0, 0, 0, 0, 0, 0, 0, 1000}, 0, 0, 0},
+	}
+	for _, c := range cases {
+		var s seriesAcc
+		for _, l := range c.latencies {
+			s.add(&schemas.Event{LatencyMS: l}, sk)
+		}
+		got := s.series()
+		for _, p := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"p50", got.LatencyP50MS, c.p50}, {"p95", got.LatencyP95MS, c.p95}, {"p99", got.LatencyP99MS, c.p99},
+		} {
+			if math.Abs(p.got-p.want) > sketchAccuracy*p.want+1e-9 {
+				t.Errorf("%v: %s = %v, want %v", c.latencies, p.name, p.got, p.want)
+			}
+		}
+	}
+}

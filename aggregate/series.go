@@ -3,6 +3,7 @@ package aggregate
 import (
 	"cmp"
 	"math"
+	"slices"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
@@ -70,9 +71,17 @@ func (s sketches) new() *ddsketch.DDSketch {
 	return ddsketch.NewDDSketch(s.mapping, store.NewBufferedPaginatedStore(), s.negative)
 }
 
+// exactLatencies is how many latencies a series keeps as they are before it
+// starts a sketch. Most tag sets see few requests in a window, and a sketch
+// costs three allocations and a few hundred bytes of live heap, which at
+// full load sets how often the collector runs; four int32s cost 16 bytes,
+// and their percentiles are exact.
+const exactLatencies = 4
+
 // seriesAcc accumulates one tag set's totals over one window. Every field is
-// order-independent (sums, max, a sketch; cost with compensated summation),
-// so a rebuilt window reports the same totals whatever the arrival order.
+// order-independent (sums, max, exact values or a sketch; cost with
+// compensated summation), so a rebuilt window reports the same totals
+// whatever the arrival order.
 type seriesAcc struct {
 	tags TagSet
 
@@ -81,10 +90,11 @@ type seriesAcc struct {
 	cacheHits, guardrails, falls int64
 	latencySum, latencyMax       int64
 	cost                         neumaier
-	latency                      *ddsketch.DDSketch
+	exact                        [exactLatencies]int32 // the first latencies, while latency is nil
+	latency                      *ddsketch.DDSketch    // nil until a latency does not fit in exact
 }
 
-func (s *seriesAcc) add(ev *schemas.Event) {
+func (s *seriesAcc) add(ev *schemas.Event, sk sketches) {
 	s.requests++
 	if ev.Failed() {
 		s.errors++
@@ -106,9 +116,20 @@ func (s *seriesAcc) add(ev *schemas.Event) {
 		s.latencyMax = ev.LatencyMS
 	}
 	// A negative latency is invalid input; clamping it keeps the sketch's
-	// negative store unused (see sketches). The error is ignored because a
+	// negative store unused (see sketches). The errors are ignored because a
 	// finite, non-negative float64 is always trackable.
-	_ = s.latency.Add(float64(max(ev.LatencyMS, 0)))
+	l := max(ev.LatencyMS, 0)
+	if s.latency == nil {
+		if s.requests <= exactLatencies && l <= math.MaxInt32 {
+			s.exact[s.requests-1] = int32(l)
+			return
+		}
+		s.latency = sk.new()
+		for _, v := range s.exact[:s.requests-1] {
+			_ = s.latency.Add(float64(v))
+		}
+	}
+	_ = s.latency.Add(float64(l))
 }
 
 func (s *seriesAcc) series() Series {
@@ -127,11 +148,24 @@ func (s *seriesAcc) series() Series {
 	}
 	if s.requests > 0 {
 		out.LatencyAvgMS = float64(s.latencySum) / float64(s.requests)
-		out.LatencyP50MS = quantile(s.latency, 0.50)
-		out.LatencyP95MS = quantile(s.latency, 0.95)
-		out.LatencyP99MS = quantile(s.latency, 0.99)
+		out.LatencyP50MS = s.quantile(0.50)
+		out.LatencyP95MS = s.quantile(0.95)
+		out.LatencyP99MS = s.quantile(0.99)
 	}
 	return out
+}
+
+// quantile is the latency of rank floor(q*(n-1)) among the n sorted
+// latencies: exact while they are kept as they are, else the sketch's value,
+// within 1% of it.
+func (s *seriesAcc) quantile(q float64) float64 {
+	if s.latency != nil {
+		return quantile(s.latency, q)
+	}
+	v := s.exact
+	n := int(s.requests)
+	slices.Sort(v[:n])
+	return float64(v[int(q*float64(n-1))])
 }
 
 // quantile is the sketch's value at q: within 1% of the value of rank

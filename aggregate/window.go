@@ -67,11 +67,11 @@ func (w *window) find(tags TagSet) (int, bool) {
 	return 0, false
 }
 
-func (w *window) addSeries(tags TagSet, sk sketches) int {
+func (w *window) addSeries(tags TagSet) int {
 	// The tag strings are the record's own, not copies: schemas.Decode
 	// interns or copies them (never slices a fetch buffer), so keeping them
 	// pins nothing and windows share one copy of each model name.
-	w.series = append(w.series, seriesAcc{tags: tags, latency: sk.new()})
+	w.series = append(w.series, seriesAcc{tags: tags})
 	i := len(w.series) - 1
 	switch {
 	case w.index != nil:
