@@ -279,11 +279,10 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 			}
 		case a := <-pt.answers:
 			pt.answered(a)
-			// Caught up and nothing in flight: the partition has gone
-			// quiet, so commit what was just accepted rather than at the
-			// next interval. Under load something is always in flight, and
-			// the interval alone paces commits.
-			if pt.lag == 0 && !pt.track.inFlight() {
+			// Traffic has stopped and the last answer is in: commit it now
+			// rather than at the next interval. While records flow, the
+			// interval alone paces commits.
+			if pt.lag == 0 && !pt.track.inFlight() && time.Since(pt.lastFetch) >= p.cfg.IdleAfter {
 				pt.commit(ctx)
 				lastCommit = time.Now()
 			}

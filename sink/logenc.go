@@ -28,7 +28,8 @@ func noTrim() logTrim { return logTrim{-1, -1} }
 // each item's position so that a chunk of consecutive items is one slice of
 // buf (items are separated by commas, so buf[start(i):end(j-1)] wrapped in
 // brackets is a valid array), which lets a refused request be split without
-// encoding anything again. Encoders are pooled: a 500-log chunk is ~500 KB.
+// encoding anything again. sendLogs uses one item at a time (streaming into
+// gzip); a refused request is encoded whole, once, to be narrowed down.
 type logEncoder struct {
 	service string // Config.Service
 	buf     []byte
