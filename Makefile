@@ -39,8 +39,16 @@ test-integration:
 test-kafka:
 	@set -o pipefail; bash deployments/with-kafka.sh $(GO) test -count=1 -timeout 40m -run 'Integration|Fault' -v ./cmd/prism-exporter/ 2>&1 | grep -v -E 'dead-lettered|^=== (RUN|PAUSE|CONT)'
 
+# Every decoder of outside input, one after the other (go test fuzzes one
+# target at a time). FUZZTIME is per target.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./schemas:FuzzDecode ./sink:FuzzParseTenants ./sink:FuzzServerWait \
+	./processor:FuzzParseResumeMeta ./sink/ddfake:FuzzCheapCounters
 fuzz:
-	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME); \
+	done
 
 bench:
 	@bash deployments/bench.sh

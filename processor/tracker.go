@@ -199,6 +199,11 @@ func parseResumeMeta(s string) (resumeMeta, error) {
 	if err != nil {
 		return m, fmt.Errorf("commit metadata %q: late offset: %w", s, err)
 	}
+	// Offsets and this exporter's frontiers are never negative; -1 is "no
+	// late record". Anything else would position the resume wrongly.
+	if d < 0 || l < -1 {
+		return m, fmt.Errorf("commit metadata %q: frontier or late offset out of range", s)
+	}
 	if d != 0 {
 		m.delivered = time.Unix(0, d).UTC()
 	}

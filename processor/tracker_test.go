@@ -103,3 +103,25 @@ func TestResumeMetaRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseResumeMeta: commit metadata is read from the broker, where any
+// tool may have written anything. It never panics; what it accepts is a
+// valid resume point and reads back the same once written.
+func FuzzParseResumeMeta(f *testing.F) {
+	for _, s := range []string{"", "v1 d=0 l=-1", "v1 d=1748783310000000000 l=42", "v1 d=x l=1", "v2 d=1 l=1", "v1  d=1\tl=2", "v1 d=-5 l=-7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseResumeMeta(s)
+		if err != nil {
+			return
+		}
+		if m.lateFrom < -1 {
+			t.Fatalf("%q: late offset %d accepted", s, m.lateFrom)
+		}
+		back, err := parseResumeMeta(m.String())
+		if err != nil || back != m {
+			t.Fatalf("%q -> %q -> %+v, %v; want %+v", s, m.String(), back, err, m)
+		}
+	})
+}

@@ -58,8 +58,8 @@ func ParseSite(s string) (Site, error) {
 			return e.site, nil
 		}
 	}
-	return "", fmt.Errorf("unknown Datadog site %q: use a region code (%s) or its site name (%s)",
-		s, strings.Join(regionCodes(), ", "), strings.Join(siteNames(), ", "))
+	return "", fmt.Errorf("unknown Datadog site %s: use a region code (%s) or its site name (%s)",
+		shown(s), strings.Join(regionCodes(), ", "), strings.Join(siteNames(), ", "))
 }
 
 func regionCodes() []string {

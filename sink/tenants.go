@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +97,7 @@ func parseTenants(data []byte) ([]Tenant, error) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value != "tenants" {
-			return nil, fmt.Errorf("line %d: unknown top-level field %q (the file has one field, `tenants`)", k.Line, k.Value)
+			return nil, fmt.Errorf("line %d: unknown top-level field %s (the file has one field, `tenants`)", k.Line, shown(k.Value))
 		}
 		list = v
 	}
@@ -162,7 +163,7 @@ func parseTenant(n *yaml.Node) (Tenant, error) {
 		seen[field] = true
 		if field != "id" && field != "site" && field != "api_key" && field != "app_key" &&
 			field != "sync_interval" && field != "backfill" && field != "paused" && field != "connected_at" {
-			return t, fmt.Errorf("unknown field %q (known: %s)", field, strings.Join(tenantFields(), ", "))
+			return t, fmt.Errorf("unknown field %s (known: %s)", shown(field), strings.Join(tenantFields(), ", "))
 		}
 		// Keys are read from the node's raw value: a decoder's message for a
 		// badly typed key could quote it.
@@ -195,10 +196,10 @@ func parseTenant(n *yaml.Node) (Tenant, error) {
 			}
 			d, err := time.ParseDuration(strings.TrimSpace(v.Value))
 			if err != nil {
-				return t, fieldError(field, "must be a Go duration such as 30s, 5m or 1h, got %q", v.Value)
+				return t, fieldError(field, "must be a Go duration such as 30s, 5m or 1h, got %s", shown(v.Value))
 			}
 			if d < MinSyncInterval || d > MaxSyncInterval {
-				return t, fieldError(field, "must be between %v and %v, got %q", fmtDur(MinSyncInterval), fmtDur(MaxSyncInterval), v.Value)
+				return t, fieldError(field, "must be between %v and %v, got %s", fmtDur(MinSyncInterval), fmtDur(MaxSyncInterval), shown(v.Value))
 			}
 			t.SyncInterval = d
 		case "backfill", "paused":
@@ -220,7 +221,7 @@ func parseTenant(n *yaml.Node) (Tenant, error) {
 			}
 			at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v.Value))
 			if err != nil {
-				return t, fieldError(field, "must be an RFC 3339 time such as 2026-11-26T12:00:00Z, got %q", v.Value)
+				return t, fieldError(field, "must be an RFC 3339 time such as 2026-11-26T12:00:00Z, got %s", shown(v.Value))
 			}
 			t.ConnectedAt = at
 		}
@@ -229,7 +230,7 @@ func parseTenant(n *yaml.Node) (Tenant, error) {
 		return t, fieldError("id", "required (the organisation id records carry in metadata.org_id)")
 	}
 	if strings.ContainsAny(t.ID, " \t\r\n") {
-		return t, fieldError("id", "must not contain whitespace, got %q", t.ID)
+		return t, fieldError("id", "must not contain whitespace, got %s", shown(t.ID))
 	}
 	if !haveAPIKey {
 		return t, fieldError("api_key", "required")
@@ -252,7 +253,7 @@ func parseBool(v *yaml.Node) (bool, error) {
 	case "false":
 		return false, nil
 	}
-	return false, fmt.Errorf("must be true or false, got %q", v.Value)
+	return false, fmt.Errorf("must be true or false, got %s", shown(v.Value))
 }
 
 // fmtDur prints 1s and 1h rather than Go's 1h0m0s.
@@ -293,4 +294,24 @@ func (t Tenant) normalize() (Tenant, error) {
 		return t, fieldError("sync_interval", "must be between %v and %v, got %q", fmtDur(MinSyncInterval), fmtDur(MaxSyncInterval), t.SyncInterval.String())
 	}
 	return t, nil
+}
+
+// shown quotes a file's text for an error message, unless it could be a key:
+// API and application keys are runs of 32 or 40 letters and digits, so text
+// with a run of 16 or more is replaced by its length. A key typed at the
+// wrong indentation or without its space after the colon becomes a field
+// name or another field's value, and errors reach logs.
+func shown(s string) string {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			if run++; run >= 16 {
+				return fmt.Sprintf("<%d characters, not shown: they may hold a key>", len(s))
+			}
+		} else {
+			run = 0
+		}
+	}
+	return strconv.Quote(s)
 }

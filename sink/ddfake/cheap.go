@@ -1,6 +1,9 @@
 package ddfake
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // countLogItems counts the logs in a body without parsing them, for cheap
 // mode: elements of a top-level array, or 1 for an object. ok is false when
@@ -76,7 +79,7 @@ func countPoints(data []byte) (n int, ok bool) {
 				return 0, false
 			}
 			if expectKey {
-				pointsKey = string(data[i+1:j]) == "points"
+				pointsKey = keyIs(data[i:j+1], "points")
 				expectKey = false
 			} else if t := top(); t.points {
 				t.sawValue = true
@@ -134,4 +137,14 @@ func stringEnd(data []byte, i int) int {
 		}
 		i = j + 1
 	}
+}
+
+// keyIs reports whether the JSON string lit (quotes included) says name; a
+// key with escapes (rare) is decoded first, as Datadog's parser would.
+func keyIs(lit []byte, name string) bool {
+	if bytes.IndexByte(lit, '\\') < 0 {
+		return string(lit[1:len(lit)-1]) == name
+	}
+	var k string
+	return json.Unmarshal(lit, &k) == nil && k == name
 }
