@@ -21,8 +21,9 @@ const (
 )
 
 // process delivers one batch: its series, then its logs. requeue says the
-// job must wait for the tenant's new keys rather than complete.
-func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcome, requeue bool) {
+// job must wait for the tenant's new keys rather than complete; later says
+// its series went and its logs wait behind other windows' series.
+func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcome, requeue, later bool) {
 	now := q.s.now()
 	b := &j.b
 
@@ -33,6 +34,9 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 		logs = nil
 	}
 	series := b.Series
+	if j.seriesDone {
+		series = nil
+	}
 	if len(series) > 0 {
 		// Every point of a batch has the window's start as its timestamp.
 		ts := b.Window.Start
@@ -54,12 +58,12 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 	}
 	if len(logs) == 0 && len(series) == 0 {
 		switch {
-		case j.logsDone && len(b.Logs) > 0:
-			return Delivered, false // the logs went through earlier
+		case j.logsDone && len(b.Logs) > 0, j.seriesDone:
+			return Delivered, false, false // the rest went through earlier
 		case len(b.Logs) > 0 || len(b.Series) > 0:
-			return Skipped, false // everything was too old (or too new) for Datadog
+			return Skipped, false, false // everything was too old (or too new) for Datadog
 		}
-		return Delivered, false // an empty batch: nothing to send
+		return Delivered, false, false // an empty batch: nothing to send
 	}
 
 	// Series first: they are small and dashboards wait for them. Sending
@@ -67,16 +71,25 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 	// totals, and Datadog keeps the last.
 	if len(series) > 0 {
 		if err := q.sendSeries(ctx, cn, b.Partition, b.Window, series); err != nil {
-			return q.failedWith(ctx, cn, err)
+			out, requeue = q.failedWith(ctx, cn, err)
+			return out, requeue, false
+		}
+		j.seriesDone = true
+		// The partitions close a window at about the same moment, and each
+		// close is a job: their series all go before any of their logs,
+		// or the last partition's totals would wait behind the others'.
+		if len(logs) > 0 && q.seriesQueued() {
+			return 0, false, true
 		}
 	}
 	if len(logs) > 0 {
 		if err := q.sendLogs(ctx, cn, logs); err != nil {
-			return q.failedWith(ctx, cn, err)
+			out, requeue = q.failedWith(ctx, cn, err)
+			return out, requeue, false
 		}
 		j.logsDone = true
 	}
-	return Delivered, false
+	return Delivered, false, false
 }
 
 // failedWith is the fate of a job whose delivery stopped on err.

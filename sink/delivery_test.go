@@ -3,6 +3,9 @@ package sink
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +99,44 @@ func TestDeliverLogsAndSeries(t *testing.T) {
 		t.Errorf("QueuedBytes %d after everything completed", s.QueuedBytes())
 	}
 	_ = http.StatusOK
+}
+
+// The partitions close a window at about the same moment, one job each: all
+// of their series go before any of their logs, so that the last partition's
+// totals do not wait behind the others' logs.
+func TestQueuedWindowsSeriesBeforeLogs(t *testing.T) {
+	dd := newFakeDD(t)
+	release := make(chan struct{})
+	var first sync.Once
+	dd.setHook(func(r *http.Request, _ []byte, _ http.ResponseWriter) int {
+		if r.URL.Path == "/api/v2/series" {
+			first.Do(func() { <-release }) // hold the first until all are queued
+		}
+		return 0
+	})
+	s := newTestSink(t, Config{BaseURL: dd.srv.URL, Concurrency: 1})
+	s.SetTenants([]Tenant{{ID: "org_a", APIKey: keyA}})
+	now := time.Now()
+	var outs []<-chan Outcome
+	for p := int32(0); p < 3; p++ {
+		b := closeBatch("org_a", now, 10, testSeries("gpt-4o"))
+		b.Partition = p
+		outs = append(outs, deliver(t, s.Sink, b))
+	}
+	close(release)
+	for _, o := range outs {
+		if got := wait(t, o, 5*time.Second); got != Delivered {
+			t.Fatal(got)
+		}
+	}
+	var order []string
+	for _, r := range dd.requests("") {
+		if r.path == "/api/v2/series" || r.path == "/api/v2/logs" {
+			order = append(order, strings.TrimPrefix(r.path, "/api/v2/"))
+		}
+	}
+	want := []string{"series", "series", "series", "logs", "logs", "logs"}
+	if !slices.Equal(order, want) {
+		t.Errorf("requests %v, want %v", order, want)
+	}
 }

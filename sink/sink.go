@@ -260,8 +260,11 @@ type job struct {
 	bytes int64
 	// logsDone: the logs went through; only the series remain (a job put
 	// back in the queue after a key change does not resend its logs).
-	logsDone  bool
-	completed atomic.Bool
+	logsDone bool
+	// seriesDone: the series went through and the job waits in the queue
+	// for its logs, behind other windows' series.
+	seriesDone bool
+	completed  atomic.Bool
 }
 
 // Deliver queues b on its tenant's queue and returns at once. done is called
@@ -307,7 +310,7 @@ func (s *Sink) complete(q *tenantQueue, j *job, o Outcome) {
 		if !j.logsDone && len(j.b.Logs) > 0 {
 			s.m.items.WithLabelValues(kindLogs, o.String()).Add(float64(len(j.b.Logs)))
 		}
-		if len(j.b.Series) > 0 {
+		if len(j.b.Series) > 0 && !j.seriesDone {
 			s.m.items.WithLabelValues(kindMetrics, o.String()).Add(float64(len(j.b.Series) * seriesPerTagSet))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,15 +113,11 @@ func (q *tenantQueue) enqueue(j *job) {
 		out = Undeliverable
 	default:
 		q.queue = append(q.queue, j)
-		if len(j.b.Series) > 0 {
+		if j.needsSeries() {
 			// A window's totals go ahead of queued chunks of logs: they are
 			// what dashboards wait for, and they are small.
-			i := len(q.queue) - 1
-			for i > 0 && len(q.queue[i-1].b.Series) == 0 {
-				q.queue[i] = q.queue[i-1]
-				i--
-			}
-			q.queue[i] = j
+			q.queue = q.queue[:len(q.queue)-1]
+			q.insertAfterSeriesLocked(j)
 		}
 		q.pumpLocked()
 	}
@@ -128,6 +125,26 @@ func (q *tenantQueue) enqueue(j *job) {
 	if out != 0 {
 		go q.s.complete(q, j, out)
 	}
+}
+
+// needsSeries says whether a job still has series to send.
+func (j *job) needsSeries() bool { return len(j.b.Series) > 0 && !j.seriesDone }
+
+// seriesQueued says whether a queued job still has series to send.
+func (q *tenantQueue) seriesQueued() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue) > 0 && q.queue[0].needsSeries()
+}
+
+// insertAfterSeriesLocked queues j after the jobs that still have series to
+// send (they are always at the front) and ahead of the rest.
+func (q *tenantQueue) insertAfterSeriesLocked(j *job) {
+	i := 0
+	for i < len(q.queue) && q.queue[i].needsSeries() {
+		i++
+	}
+	q.queue = slices.Insert(q.queue, i, j)
 }
 
 // pumpLocked starts workers while there are jobs nobody is taking yet.
@@ -157,12 +174,21 @@ func (q *tenantQueue) work() {
 		run, cn := q.run, q.cn
 		q.mu.Unlock()
 
-		out, requeue := q.process(run, cn, j)
+		out, requeue, later := q.process(run, cn, j)
 
 		q.mu.Lock()
 		q.setLocked(func() { q.inflight-- })
+		if later {
+			// Its series are in; its logs wait behind the queued series.
+			q.insertAfterSeriesLocked(j)
+			q.pumpLocked()
+			q.mu.Unlock()
+			continue
+		}
 		if requeue && !q.removed && q.state != Paused && q.state != Error && q.s.root.Err() == nil {
-			// Keys changed under it: deliver it again once they validate.
+			// Keys changed under it: deliver it again once they validate,
+			// series included (the account may have changed).
+			j.seriesDone = false
 			q.queue = append([]*job{j}, q.queue...)
 			q.pumpLocked()
 			q.mu.Unlock()
