@@ -49,6 +49,15 @@ type Aggregator struct {
 	retained    expiryHeap
 	pendingLate []*lateGroup
 
+	// evicted holds the windows pushed out of a tenant's RetainClosed while
+	// young enough for Datadog, until they are not (the value is their
+	// start + MetricMaxAge): a late record for one of them must not start
+	// its totals again, which would overwrite the whole window's. A late
+	// record's window that is neither kept nor here never existed in this
+	// Aggregator, and gets totals of its own. Swept once a minute.
+	evicted   map[evictedKey]int64
+	nextSweep int64
+
 	// recent is the tenant of the previous record: partitions are often
 	// keyed by tenant, so runs of one tenant skip the map lookup.
 	recent *tenant
@@ -137,12 +146,25 @@ func (a *Aggregator) place(offset int64, ev *schemas.Event, ts, length int64, em
 		// Late: Add closes windows as soon as F passes them, so no open
 		// window can have end <= F.
 		var corrected *window
-		if c := t.closedWindow(start, length); c != nil && c.retained() &&
-			a.cfg.Clock.Now().UnixNano() < c.start+a.maxAge {
+		now := a.cfg.Clock.Now().UnixNano()
+		c := t.closedWindow(start, length)
+		switch {
+		case c != nil && c.retained() && now < c.start+a.maxAge:
 			a.addMetrics(c, ev)
 			corrected = c
 			a.stats.LateCorrected++
-		} else {
+		case c == nil && now < start+a.maxAge && !a.wasEvicted(t, start, length):
+			// The window never existed here: no totals of it have left
+			// this partition since the resume point, so the record's are
+			// the window's whole totals so far. It is kept like a closed
+			// window, for the late records that may follow.
+			c = &window{tenant: t, start: start, length: length, end: end, minOffset: offset, retainIdx: -1}
+			a.retain(t, c, now)
+			a.addMetrics(c, ev)
+			corrected = c
+			a.stats.LateCorrected++
+			a.stats.LateOpened++
+		default:
 			a.stats.LateMetricDropped++
 		}
 		a.addLate(t, start, length, offset, ev, corrected, emit)
@@ -297,6 +319,12 @@ func (a *Aggregator) retain(t *tenant, w *window, now int64) {
 			a.retained.remove(old)
 			a.stats.RetainedWindows--
 		}
+		if now < old.start+a.maxAge {
+			if a.evicted == nil {
+				a.evicted = make(map[evictedKey]int64)
+			}
+			a.evicted[evictedKey{t.name, old.start, old.length}] = old.start + a.maxAge
+		}
 		// Not dropTotals: a pending late chunk may still need old's totals;
 		// they go with the last reference.
 		copy(t.closed, t.closed[1:])
@@ -315,6 +343,14 @@ func (a *Aggregator) retain(t *tenant, w *window, now int64) {
 // expire drops the totals of retained windows too old for Datadog to take a
 // correction.
 func (a *Aggregator) expire(now int64) {
+	if len(a.evicted) > 0 && now >= a.nextSweep {
+		for k, deadline := range a.evicted {
+			if now >= deadline {
+				delete(a.evicted, k)
+			}
+		}
+		a.nextSweep = now + int64(time.Minute)
+	}
 	for {
 		w := a.retained.peek()
 		if w == nil || now < w.start+a.maxAge {
@@ -325,6 +361,17 @@ func (a *Aggregator) expire(now int64) {
 		w.dropTotals()
 		a.forgetIfIdle(w.tenant)
 	}
+}
+
+// evictedKey names a window pushed out of its tenant's RetainClosed.
+type evictedKey struct {
+	tenant        string
+	start, length int64
+}
+
+func (a *Aggregator) wasEvicted(t *tenant, start, length int64) bool {
+	_, ok := a.evicted[evictedKey{t.name, start, length}]
+	return ok
 }
 
 func (a *Aggregator) forgetIfIdle(t *tenant) {

@@ -21,7 +21,7 @@ type class uint8
 
 const (
 	cPlaced    class = iota + 1 // into an open window
-	cCorrected                  // late, and its window's kept totals corrected
+	cCorrected                  // late, and its window's kept totals corrected (or started, if it never existed)
 	cDropped                    // late, log only: totals no longer kept
 	cReplayed                   // resumed, window delivered, at or past LateFrom: log only
 	cSkipped                    // resumed, window delivered, below LateFrom
@@ -92,6 +92,11 @@ func newModel(cfg Config, r Resume) *model {
 func (m *model) add(offset int64, ev *schemas.Event, length time.Duration, now int64) (class, []wkey) {
 	k := keyOf(ev, length)
 	c := m.classify(offset, k, now)
+	if c == cCorrected && m.wins[k] == nil {
+		// A late record of a window that never existed starts it, closed.
+		m.wins[k] = &mwin{key: k, minOffset: offset}
+		m.closedOrder[k.tenant] = append(m.closedOrder[k.tenant], k)
+	}
 	if c == cPlaced {
 		w := m.wins[k]
 		if w == nil {
@@ -122,10 +127,16 @@ func (m *model) classify(offset int64, k wkey, now int64) class {
 		// Kept: among the tenant's RetainClosed most recently closed
 		// windows, and young enough for Datadog.
 		order := m.closedOrder[k.tenant]
+		young := now < k.start+int64(m.cfg.MetricMaxAge)
 		for i, c := range order {
-			if c == k && len(order)-i <= m.cfg.RetainClosed && now < k.start+int64(m.cfg.MetricMaxAge) {
+			if c == k && len(order)-i <= m.cfg.RetainClosed && young {
 				return cCorrected
 			}
+		}
+		// Never closed here (nor open: that was checked first): no totals
+		// of it have been sent, so this record's may be.
+		if young && !slices.Contains(order, k) {
+			return cCorrected
 		}
 		return cDropped
 	}

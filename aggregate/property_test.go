@@ -23,6 +23,7 @@ func TestPropertyAgainstModel(t *testing.T) {
 		st := h.a.Stats()
 		seen.LateCorrected += st.LateCorrected
 		seen.LateMetricDropped += st.LateMetricDropped
+		seen.LateOpened += st.LateOpened
 		seen.TagSetsFolded += st.TagSetsFolded
 		for _, g := range h.batches {
 			if g.b.Kind == KindLate && len(g.b.Series) > 0 {
@@ -35,7 +36,7 @@ func TestPropertyAgainstModel(t *testing.T) {
 	}
 	// Guard the generator: a change that stops it reaching a path would
 	// otherwise pass silently.
-	if seen.LateCorrected < 100 || seen.LateMetricDropped < 100 || seen.TagSetsFolded < 100 || lateWithSeries < 100 || flushed < 100 {
+	if seen.LateCorrected < 100 || seen.LateMetricDropped < 100 || seen.LateOpened < 50 || seen.TagSetsFolded < 100 || lateWithSeries < 100 || flushed < 100 {
 		t.Errorf("the streams no longer exercise every path: %+v, late batches with series %d, flushed batches %d",
 			seen, lateWithSeries, flushed)
 	}

@@ -6,7 +6,8 @@ type Stats struct {
 	BufferedLogs    int // logs held: open windows' partial chunks and late records awaiting Advance
 	RetainedWindows int // closed windows whose totals are kept for late corrections
 
-	LateCorrected     int64 // late records whose window's totals were corrected
+	LateCorrected     int64 // late records whose window's totals were corrected (or started: LateOpened)
+	LateOpened        int64 // late records whose window never existed here: their totals start a closed window
 	LateMetricDropped int64 // late records sent as logs only: their window's totals were no longer kept
 	TagSetsFolded     int64 // records whose tag set was new to a full window and went to Other
 	ReplaySkipped     int64 // records of windows delivered before the resume, skipped
