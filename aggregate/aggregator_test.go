@@ -420,3 +420,35 @@ func TestSeriesLatenciesExactThenSketch(t *testing.T) {
 		}
 	}
 }
+
+// A quiet partition's wall clock closes windows that never had a record;
+// a record produced late into one of them starts its totals, and the next
+// late record corrects them.
+func TestLateRecordOfWindowThatNeverExisted(t *testing.T) {
+	a, clock := newTest(t, Config{AllowedLateness: 10 * time.Second, MetricMaxAge: 10 * time.Minute}, Resume{})
+	var c collector
+	a.Add(1, event("t", t0.Add(5*time.Second), 10), time.Minute, c.emit)
+	clock.now = t0.Add(5 * time.Minute)
+	a.Advance(true, c.emit) // idle: F = now - lateness closes window 0
+	c.take()
+
+	// Window 2 (2 to 3 min) never had a record here.
+	if p := a.Add(2, event("t", t0.Add(150*time.Second), 40), time.Minute, c.emit); p != Late {
+		t.Fatalf("placed %v, want Late", p)
+	}
+	a.Advance(false, c.emit)
+	got := c.take()
+	if len(got) != 1 || got[0].Kind != KindLate || len(got[0].Series) != 1 || got[0].Series[0].Requests != 1 ||
+		!got[0].Window.Start.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("first late record: %+v", got)
+	}
+	a.Add(3, event("t", t0.Add(170*time.Second), 20), time.Minute, c.emit)
+	a.Advance(false, c.emit)
+	got = c.take()
+	if len(got) != 1 || len(got[0].Series) != 1 || got[0].Series[0].Requests != 2 || got[0].Series[0].LatencySumMS != 60 {
+		t.Fatalf("second late record: %+v", got)
+	}
+	if s := a.Stats(); s.LateOpened != 1 || s.LateCorrected != 2 || s.LateMetricDropped != 0 {
+		t.Errorf("Stats %+v", s)
+	}
+}
