@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -181,14 +182,9 @@ const (
 // fastest level: on the logs path compression costs more than encoding,
 // and Datadog's limits are on the uncompressed size anyway.
 func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
-	zw, ok := s.gzips.get()
-	if !ok {
-		var err error
-		if zw, err = gzip.NewWriterLevel(dst, gzip.BestSpeed); err != nil {
-			return err
-		}
-	} else {
-		zw.Reset(dst)
+	zw, err := s.gzipWriter(dst)
+	if err != nil {
+		return err
 	}
 	defer s.gzips.put(zw)
 	for _, p := range parts {
@@ -197,6 +193,16 @@ func (s *Sink) gzipTo(dst *bytes.Buffer, parts ...[]byte) error {
 		}
 	}
 	return zw.Close()
+}
+
+// gzipWriter returns a spare gzip writer, or a new one, writing to dst at
+// the fastest level. Give it back with s.gzips.put.
+func (s *Sink) gzipWriter(dst io.Writer) (*gzip.Writer, error) {
+	if zw, ok := s.gzips.get(); ok {
+		zw.Reset(dst)
+		return zw, nil
+	}
+	return gzip.NewWriterLevel(dst, gzip.BestSpeed)
 }
 
 func (s *Sink) getBuf() *bytes.Buffer {
@@ -274,14 +280,7 @@ type gzStream struct {
 // start begins a new body.
 func (z *gzStream) start() {
 	z.out.Reset()
-	z.err = nil
-	zw, ok := z.s.gzips.get()
-	if !ok {
-		z.zw, z.err = gzip.NewWriterLevel(&z.out, gzip.BestSpeed)
-		return
-	}
-	zw.Reset(&z.out)
-	z.zw = zw
+	z.zw, z.err = z.s.gzipWriter(&z.out)
 }
 
 func (z *gzStream) write(c byte) {

@@ -65,9 +65,11 @@ func countPoints(data []byte) (n int, ok bool) {
 	type level struct{ object, points, sawValue bool }
 	var stack []level
 	expectKey, pointsKey := false, false
+	var outside level // what top gives outside any container: never a points array
 	top := func() *level {
 		if len(stack) == 0 {
-			return &level{}
+			outside = level{}
+			return &outside
 		}
 		return &stack[len(stack)-1]
 	}
