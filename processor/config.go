@@ -229,3 +229,13 @@ func (c *Config) connections() (*kafka.Dialer, *kafka.Transport, error) {
 	t := &kafka.Transport{DialTimeout: 10 * time.Second, TLS: tc, SASL: mech, ClientID: "prism-exporter", MetadataTTL: 30 * time.Second}
 	return d, t, nil
 }
+
+// Connections builds the dialer (readers) and transport (clients, writers)
+// that carry the cluster's authentication and encryption, for the other
+// consumers and producers of the exporter's own topics.
+func (c Config) Connections() (*kafka.Dialer, *kafka.Transport, error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return c.connections()
+}

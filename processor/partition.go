@@ -111,11 +111,10 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 		QueueCapacity: 1024,
 		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { log.Debug("kafka reader: " + fmt.Sprintf(msg, args...)) }),
 	})
-	if start >= 0 {
-		err = r.SetOffset(start)
-	} else {
-		err = r.SetOffset(kafka.FirstOffset)
+	if start < 0 {
+		start = pt.firstNeeded(gctx)
 	}
+	err = r.SetOffset(start)
 	if err != nil {
 		log.Error("cannot position the reader", zap.Error(err))
 		_ = r.Close()
@@ -169,6 +168,44 @@ func (pt *partition) resumePoint(ctx context.Context, assigned int64) (int64, re
 		}
 	}
 	return offset, meta, nil
+}
+
+// firstNeeded is where a partition with no committed offset starts: the
+// first record whose broker timestamp is at or after the earliest event time
+// some integration exports, less the allowed lateness and a minute for the
+// gateway's clock and its producer's batching. Decoding days of retained
+// history that no integration exports would only delay the first export.
+// Without a Horizon, or when an integration exports all history, or when
+// the broker cannot tell, it is the start of the log.
+func (pt *partition) firstNeeded(ctx context.Context) int64 {
+	p := pt.p
+	if p.deps.Horizon == nil {
+		return kafka.FirstOffset
+	}
+	at, bounded := p.deps.Horizon.Earliest()
+	if !bounded {
+		return kafka.FirstOffset
+	}
+	at = at.Add(-p.cfg.AllowedLateness - time.Minute)
+	res, err := p.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		p.cfg.Topic: {kafka.TimeOffsetOf(pt.id, at)},
+	}})
+	if err != nil {
+		pt.log.Warn("finding the first offset an integration needs failed; starting at the start of the log", zap.Error(err))
+		return kafka.FirstOffset
+	}
+	for _, po := range res.Topics[p.cfg.Topic] {
+		if po.Partition != pt.id || po.Error != nil {
+			continue
+		}
+		for off := range po.Offsets {
+			pt.log.Info("no committed offset: starting at the first record an integration needs", zap.Time("from", at), zap.Int64("offset", off))
+			return off
+		}
+		// No record at or after that time: everything retained is older.
+		return kafka.LastOffset
+	}
+	return kafka.FirstOffset
 }
 
 // fetch reads records and hands them over in slices, so that a busy partition

@@ -32,9 +32,20 @@ type Deliverer interface {
 	Deliver(b aggregate.Batch, done func(accepted bool))
 }
 
+// Horizon tells how far back the integrations reach: the earliest event
+// time some integration still exports. bounded is false when one exports
+// all history. The sink's tenant registry implements it.
+type Horizon interface {
+	Earliest() (at time.Time, bounded bool)
+}
+
 // Deps are the processor's collaborators.
 type Deps struct {
-	Router      Router
+	Router Router
+	// Horizon, when set, places partitions that have no committed offset
+	// (a new consumer group) at the first offset an integration still
+	// needs rather than at the start of the retained log.
+	Horizon     Horizon
 	Deliverer   Deliverer
 	DeadLetters *DeadLetters
 	Registerer  prometheus.Registerer

@@ -11,22 +11,45 @@ import (
 // route is what Route needs about a tenant, in an immutable snapshot that
 // every record of every partition reads without a lock.
 type route struct {
-	length      time.Duration
-	backfill    bool
-	connectedAt time.Time
+	length time.Duration
+	// from is the earliest event time exported (zero: all).
+	from time.Time
+	// prevLength is the window length of records before lengthFrom, while
+	// a change of sync interval waits for a boundary of both lengths.
+	prevLength time.Duration
+	lengthFrom time.Time
 }
 
 // Route tells the processor whether a record of tenant with this event time
-// is exported, and the tenant's window length. ok is false when the tenant
-// has no integration, is paused, or does not backfill and the record is
-// older than its ConnectedAt. A tenant in Error is routed: its batches
-// complete Undeliverable, which the processor may commit.
+// is exported, and the tenant's window length for it. ok is false when the
+// tenant has no integration, is paused, or the record is older than what
+// the tenant exports (see Tenant.ConnectedAt). A tenant in Error is routed:
+// its batches complete Undeliverable, which the processor may commit.
 func (s *Sink) Route(tenant string, eventTime time.Time) (length time.Duration, ok bool) {
 	r, ok := (*s.routes.Load())[tenant]
-	if !ok || (!r.backfill && eventTime.Before(r.connectedAt)) {
+	if !ok || eventTime.Before(r.from) {
 		return 0, false
 	}
+	if r.prevLength > 0 && eventTime.Before(r.lengthFrom) {
+		return r.prevLength, true
+	}
 	return r.length, true
+}
+
+// Earliest is the earliest event time some tenant exports: where a
+// partition with no committed offset may start reading. bounded is false
+// when a tenant exports all history; with no tenant at all it is now.
+func (s *Sink) Earliest() (at time.Time, bounded bool) {
+	at = s.now()
+	for _, r := range *s.routes.Load() {
+		if r.from.IsZero() {
+			return time.Time{}, false
+		}
+		if r.from.Before(at) {
+			at = r.from
+		}
+	}
+	return at, true
 }
 
 // SetTenants applies a tenants list (the whole list: tenants not in it are
@@ -38,7 +61,6 @@ func (s *Sink) SetTenants(ts []Tenant) {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 
-	now := s.now()
 	next := make(map[string]Tenant, len(ts))
 	for i, t := range ts {
 		nt, err := t.normalize()
@@ -49,16 +71,6 @@ func (s *Sink) SetTenants(ts []Tenant) {
 		if _, dup := next[nt.ID]; dup {
 			s.log.Error("tenant entry ignored: duplicate id", zap.Int("index", i), zap.String("tenant", nt.ID))
 			continue
-		}
-		if nt.ConnectedAt.IsZero() {
-			// "Connected" is when this exporter first saw the entry; kept
-			// across reloads (and removals) so a reload does not move it.
-			first, seen := s.firstSeen[nt.ID]
-			if !seen {
-				first = now
-				s.firstSeen[nt.ID] = first
-			}
-			nt.ConnectedAt = first
 		}
 		next[nt.ID] = nt
 	}
@@ -99,7 +111,11 @@ func (s *Sink) SetTenants(ts []Tenant) {
 	routes := make(map[string]route, len(next))
 	for id, t := range next {
 		if !t.Paused {
-			routes[id] = route{length: t.SyncInterval, backfill: t.Backfill, connectedAt: t.ConnectedAt}
+			r := route{length: t.SyncInterval, prevLength: t.PrevSyncInterval, lengthFrom: t.IntervalFrom}
+			if !t.Backfill {
+				r.from = t.ConnectedAt
+			}
+			routes[id] = r
 		}
 	}
 	s.routes.Store(&routes)
@@ -130,6 +146,12 @@ func diffTenant(a, b Tenant) []string {
 	if !a.ConnectedAt.Equal(b.ConnectedAt) {
 		out = append(out, "connected_at")
 	}
+	if a.PrevSyncInterval != b.PrevSyncInterval || !a.IntervalFrom.Equal(b.IntervalFrom) {
+		out = append(out, "interval_switch")
+	}
+	if a.Generation != b.Generation {
+		out = append(out, "generation")
+	}
 	return out
 }
 
@@ -152,6 +174,8 @@ func (s *Sink) TenantStatus() []TenantStatus {
 			Delivered:     q.delivered,
 			Failed:        q.failed,
 			DeadLettered:  q.deadLettered,
+			LogsSent:      q.logsSent,
+			PointsSent:    q.pointsSent,
 			LastDelivery:  q.lastDelivery,
 			QueuedBatches: len(q.queue) + q.inflight,
 		})

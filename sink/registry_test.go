@@ -25,7 +25,8 @@ func TestRoute(t *testing.T) {
 		{ID: "org_new", APIKey: keyA, SyncInterval: time.Minute, ConnectedAt: connected},
 		{ID: "org_backfill", APIKey: keyA, SyncInterval: 30 * time.Second, Backfill: true, ConnectedAt: connected},
 		{ID: "org_paused", APIKey: keyA, Paused: true},
-		{ID: "org_default", APIKey: keyA}, // connected "now": when first loaded
+		{ID: "org_default", APIKey: keyA}, // no cut-off: the sink never invents one
+		{ID: "org_switch", APIKey: keyA, SyncInterval: 2 * time.Minute, PrevSyncInterval: 5 * time.Minute, IntervalFrom: now.Add(10 * time.Minute)},
 	})
 	cases := []struct {
 		tenant string
@@ -39,7 +40,9 @@ func TestRoute(t *testing.T) {
 		{"org_paused", now, 0, false},
 		{"org_unknown", now, 0, false},
 		{"org_default", now, DefaultSyncInterval, true},
-		{"org_default", now.Add(-time.Second), 0, false},
+		{"org_default", now.Add(-30 * 24 * time.Hour), DefaultSyncInterval, true},
+		{"org_switch", now.Add(10*time.Minute - time.Nanosecond), 5 * time.Minute, true},
+		{"org_switch", now.Add(10 * time.Minute), 2 * time.Minute, true},
 	}
 	for _, c := range cases {
 		length, ok := s.Route(c.tenant, c.at)
@@ -47,11 +50,17 @@ func TestRoute(t *testing.T) {
 			t.Errorf("Route(%s, %v) = %v, %v; want %v, %v", c.tenant, c.at, length, ok, c.length, c.ok)
 		}
 	}
-	// A reload later keeps the time the entry was first loaded.
+	if _, bounded := s.Earliest(); bounded {
+		t.Errorf("Earliest is bounded although org_default exports everything")
+	}
+	// A reload keeps nothing of the previous entries.
 	clock = now.Add(time.Hour)
-	s.SetTenants([]Tenant{{ID: "org_default", APIKey: keyA, SyncInterval: time.Minute}})
+	s.SetTenants([]Tenant{{ID: "org_default", APIKey: keyA, SyncInterval: time.Minute, ConnectedAt: now}})
 	if l, ok := s.Route("org_default", now); !ok || l != time.Minute {
 		t.Errorf("after reload: %v %v", l, ok)
+	}
+	if at, bounded := s.Earliest(); !bounded || !at.Equal(now) {
+		t.Errorf("Earliest = %v, %v; want %v, true", at, bounded, now)
 	}
 	if _, ok := s.Route("org_new", connected); ok {
 		t.Errorf("removed tenant still routed")

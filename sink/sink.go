@@ -164,8 +164,7 @@ type Sink struct {
 
 	routes atomic.Pointer[map[string]route]
 
-	regMu     sync.Mutex           // serialises SetTenants
-	firstSeen map[string]time.Time // when each tenant id was first loaded
+	regMu sync.Mutex // serialises SetTenants
 
 	mu     sync.RWMutex
 	queues map[string]*tenantQueue
@@ -205,20 +204,19 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, dl DeadLetterer
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	s := &Sink{
-		cfg:       cfg,
-		log:       log,
-		dl:        dl,
-		m:         m,
-		dd:        newDDClient(cfg),
-		now:       cfg.Clock,
-		sleep:     sleepCtx,
-		mono:      time.Now,
-		firstSeen: make(map[string]time.Time),
-		queues:    make(map[string]*tenantQueue),
-		encoders:  newFreeList[*logEncoder](spares),
-		gzips:     newFreeList[*gzip.Writer](spares),
-		bufs:      newFreeList[*bytes.Buffer](spares),
-		streams:   newFreeList[*gzStream](spares),
+		cfg:      cfg,
+		log:      log,
+		dl:       dl,
+		m:        m,
+		dd:       newDDClient(cfg),
+		now:      cfg.Clock,
+		sleep:    sleepCtx,
+		mono:     time.Now,
+		queues:   make(map[string]*tenantQueue),
+		encoders: newFreeList[*logEncoder](spares),
+		gzips:    newFreeList[*gzip.Writer](spares),
+		bufs:     newFreeList[*bytes.Buffer](spares),
+		streams:  newFreeList[*gzStream](spares),
 	}
 	s.root, s.rootCancel = context.WithCancelCause(context.Background())
 	empty := map[string]route{}
@@ -318,7 +316,7 @@ func (s *Sink) complete(q *tenantQueue, j *job, o Outcome) {
 		s.abandoned.Add(1)
 	}
 	if q != nil {
-		q.record(o)
+		q.record(o, j)
 	}
 	j.done(o)
 	s.jobs.Done()

@@ -111,3 +111,12 @@ func (s Site) MarshalText() ([]byte, error) { return []byte(s.Name()), nil }
 
 // known reports whether s is one of the sites ParseSite returns.
 func (s Site) known() bool { return s.Region() != "" }
+
+// Sites lists every Datadog site, US1 first.
+func Sites() []Site {
+	out := make([]Site, 0, len(sites()))
+	for _, e := range sites() {
+		out = append(out, e.site)
+	}
+	return out
+}

@@ -55,7 +55,11 @@ type TenantStatus struct {
 	Delivered int64 `json:"delivered"`
 	Failed    int64 `json:"failed"`
 	// DeadLettered counts logs and series Datadog refused (400, 413).
-	DeadLettered int64     `json:"dead_lettered"`
+	DeadLettered int64 `json:"dead_lettered"`
+	// LogsSent and PointsSent count what Datadog accepted from this
+	// process (logs, and metric points: one per series and window).
+	LogsSent     int64     `json:"logs_sent"`
+	PointsSent   int64     `json:"points_sent"`
 	LastDelivery time.Time `json:"last_delivery,omitzero"`
 	// QueuedBatches waits for delivery (including the ones in flight).
 	QueuedBatches int `json:"queued_batches"`

@@ -42,6 +42,7 @@ type tenantQueue struct {
 	notBefore time.Time // no request before this (shared by the workers)
 
 	delivered, failed, deadLettered int64
+	logsSent, pointsSent            int64
 	lastDelivery                    time.Time
 }
 
@@ -217,13 +218,19 @@ func (q *tenantQueue) outcomeNow() Outcome {
 }
 
 // record keeps the /status counters.
-func (q *tenantQueue) record(o Outcome) {
+func (q *tenantQueue) record(o Outcome, j *job) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	switch o {
 	case Delivered:
 		q.delivered++
 		q.lastDelivery = q.s.now()
+		if j.logsDone {
+			q.logsSent += int64(len(j.b.Logs))
+		}
+		if j.seriesDone {
+			q.pointsSent += int64(len(j.b.Series) * seriesPerTagSet)
+		}
 	case Undeliverable:
 		q.failed++
 	}
@@ -248,7 +255,9 @@ func (q *tenantQueue) update(t Tenant) {
 	defer q.mu.Unlock()
 	old := q.t
 	q.t = t
-	keysChanged := old.APIKey != t.APIKey || old.AppKey != t.AppKey || old.Site != t.Site
+	// A new Generation asks for the keys to be checked again (a retry
+	// through the API), as new keys do.
+	keysChanged := old.APIKey != t.APIKey || old.AppKey != t.AppKey || old.Site != t.Site || old.Generation != t.Generation
 	if keysChanged {
 		q.cn, q.connErr = q.s.dd.newConn(t)
 		q.validated = false

@@ -28,9 +28,20 @@ type Tenant struct {
 	Backfill bool
 	// Paused tenants are not exported; their queued batches are skipped.
 	Paused bool
-	// ConnectedAt is when the organisation connected Datadog. When zero, the
-	// sink uses the time it first saw the entry.
+	// ConnectedAt is the cut-off between history and new traffic: without
+	// Backfill, records whose event time is before it are not exported. Zero
+	// exports everything. The integrations store fixes it once and for all
+	// when an entry is first imported; the sink never invents one, since a
+	// moment known to one process only would move at every restart.
 	ConnectedAt time.Time
+	// PrevSyncInterval, when set, is the window length of records whose
+	// event time is before IntervalFrom: a change of sync interval applies
+	// from a boundary of both lengths, so that no window is split.
+	PrevSyncInterval time.Duration
+	IntervalFrom     time.Time
+	// Generation changes when the keys are to be checked again (a retry
+	// asked for through the API): a tenant in Error validates again.
+	Generation int64
 }
 
 // Limits and defaults of a tenants file entry.

@@ -18,11 +18,19 @@ import (
 // configuration stays in force. What changed is logged by SetTenants,
 // without key values.
 func (s *Sink) WatchTenantsFile(ctx context.Context, path string, every time.Duration) {
+	WatchTenantsFile(ctx, path, every, s.log, s.SetTenants)
+}
+
+// WatchTenantsFile calls apply with the tenants file's entries whenever its
+// content changes (checked every `every`), until ctx ends. The first check
+// is made at once. A file that does not load is logged and apply is not
+// called: the last good configuration stays in force.
+func WatchTenantsFile(ctx context.Context, path string, every time.Duration, log *zap.Logger, apply func([]Tenant)) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	w := fileWatch{path: path}
-	s.reloadTenantsFile(&w)
+	w := fileWatch{path: path, log: log, apply: apply}
+	w.reload()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -30,7 +38,7 @@ func (s *Sink) WatchTenantsFile(ctx context.Context, path string, every time.Dur
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.reloadTenantsFile(&w)
+			w.reload()
 		}
 	}
 }
@@ -43,9 +51,12 @@ type fileWatch struct {
 	sum     [sha256.Size]byte
 	loaded  bool // sum is of a file that was applied
 	failed  [sha256.Size]byte
+	log     *zap.Logger
+	apply   func([]Tenant)
 }
 
-func (s *Sink) reloadTenantsFile(w *fileWatch) {
+func (w *fileWatch) reload() {
+	s := w
 	fi, err := os.Stat(w.path)
 	if err != nil {
 		s.log.Error("tenants file unreadable; keeping the last good configuration", zap.String("path", w.path), zap.Error(err))
@@ -76,6 +87,6 @@ func (s *Sink) reloadTenantsFile(w *fileWatch) {
 		return
 	}
 	s.log.Info("tenants file loaded", zap.String("path", w.path), zap.Int("tenants", len(ts)))
-	s.SetTenants(ts)
+	w.apply(ts)
 	w.sum, w.loaded = sum, true
 }

@@ -3,52 +3,64 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/processor"
+	"github.com/futureagi/prism-exporter/sink"
 )
 
 // settings is the environment contract (prefix PRISM_). The names are what
 // users' deployment scripts rely on: keep them.
 type settings struct {
-	KafkaBrokers []string `envconfig:"KAFKA_BROKERS" required:"true"`
-	KafkaTopic   string   `envconfig:"KAFKA_TOPIC" default:"prism.gateway.events"`
-	KafkaGroup   string   `envconfig:"KAFKA_GROUP" default:"prism-exporter"`
-	DLQTopic     string   `envconfig:"DLQ_TOPIC" default:"prism.gateway.events.dlq"`
-	CreateDLQ    bool     `envconfig:"CREATE_DLQ_TOPIC" default:"true"`
+	KafkaBrokers []string `envconfig:"KAFKA_BROKERS" required:"true" desc:"comma-separated 'host:port' list"`
+	KafkaTopic   string   `envconfig:"KAFKA_TOPIC" default:"prism.gateway.events" desc:"the gateway's topic"`
+	KafkaGroup   string   `envconfig:"KAFKA_GROUP" default:"prism-exporter" desc:"consumer group id"`
+	DLQTopic     string   `envconfig:"DLQ_TOPIC" default:"prism.gateway.events.dlq" desc:"dead-letter topic"`
+	CreateDLQ    bool     `envconfig:"CREATE_DLQ_TOPIC" default:"true" desc:"create the dead-letter topic at start-up when missing"`
 
-	KafkaSessionTimeout   time.Duration `envconfig:"KAFKA_SESSION_TIMEOUT" default:"10s"`
-	KafkaRebalanceTimeout time.Duration `envconfig:"KAFKA_REBALANCE_TIMEOUT" default:"30s"`
+	KafkaSessionTimeout   time.Duration `envconfig:"KAFKA_SESSION_TIMEOUT" default:"10s" desc:"consumer group session; a member killed without leaving holds its partitions this long (6s to 5m)"`
+	KafkaRebalanceTimeout time.Duration `envconfig:"KAFKA_REBALANCE_TIMEOUT" default:"30s" desc:"how long the group waits for members to rejoin; must exceed PRISM_DRAIN_TIMEOUT"`
 
-	KafkaSASLMechanism string           `envconfig:"KAFKA_SASL_MECHANISM"`
-	KafkaSASLUsername  string           `envconfig:"KAFKA_SASL_USERNAME"`
-	KafkaSASLPassword  processor.Secret `envconfig:"KAFKA_SASL_PASSWORD"`
-	KafkaTLS           bool             `envconfig:"KAFKA_TLS"`
-	KafkaTLSCAFile     string           `envconfig:"KAFKA_TLS_CA_FILE"`
-	KafkaTLSCertFile   string           `envconfig:"KAFKA_TLS_CERT_FILE"`
-	KafkaTLSKeyFile    string           `envconfig:"KAFKA_TLS_KEY_FILE"`
-	KafkaTLSInsecure   bool             `envconfig:"KAFKA_TLS_INSECURE_SKIP_VERIFY"`
+	KafkaSASLMechanism string           `envconfig:"KAFKA_SASL_MECHANISM" desc:"'plain', 'scram-sha-256' or 'scram-sha-512'; empty: no SASL"`
+	KafkaSASLUsername  string           `envconfig:"KAFKA_SASL_USERNAME" desc:"SASL user name"`
+	KafkaSASLPassword  processor.Secret `envconfig:"KAFKA_SASL_PASSWORD" desc:"SASL password"`
+	KafkaTLS           bool             `envconfig:"KAFKA_TLS" desc:"TLS to the brokers (implied by the CA or certificate variables)"`
+	KafkaTLSCAFile     string           `envconfig:"KAFKA_TLS_CA_FILE" desc:"PEM file of the CAs that sign the brokers' certificates; empty: the system's"`
+	KafkaTLSCertFile   string           `envconfig:"KAFKA_TLS_CERT_FILE" desc:"PEM client certificate, for mutual TLS (with PRISM_KAFKA_TLS_KEY_FILE)"`
+	KafkaTLSKeyFile    string           `envconfig:"KAFKA_TLS_KEY_FILE" desc:"PEM key of the client certificate"`
+	KafkaTLSInsecure   bool             `envconfig:"KAFKA_TLS_INSECURE_SKIP_VERIFY" desc:"do not verify the brokers' certificates; for test clusters only"`
 
-	TenantsFile   string        `envconfig:"TENANTS_FILE" required:"true"`
-	TenantsReload time.Duration `envconfig:"TENANTS_RELOAD_INTERVAL" default:"10s"`
+	TenantsFile   string        `envconfig:"TENANTS_FILE" desc:"tenant integrations managed as a file (see Tenants file), imported into the integrations topic; reloaded when it changes. Optional"`
+	TenantsReload time.Duration `envconfig:"TENANTS_RELOAD_INTERVAL" default:"10s" desc:"how often the tenants file is checked"`
 
-	DatadogURL         string        `envconfig:"DATADOG_URL"`
-	DatadogService     string        `envconfig:"DATADOG_SERVICE" default:"prism-gateway"`
-	DatadogTimeout     time.Duration `envconfig:"DATADOG_TIMEOUT" default:"30s"`
-	DatadogConcurrency int           `envconfig:"DATADOG_CONCURRENCY" default:"2"`
+	DatadogURL         string        `envconfig:"DATADOG_URL" desc:"one base URL for every Datadog call instead of the sites' hosts (egress proxy, tests)"`
+	DatadogService     string        `envconfig:"DATADOG_SERVICE" default:"prism-gateway" desc:"the logs' 'service'"`
+	DatadogTimeout     time.Duration `envconfig:"DATADOG_TIMEOUT" default:"30s" desc:"per Datadog request"`
+	DatadogConcurrency int           `envconfig:"DATADOG_CONCURRENCY" default:"2" desc:"requests in flight per tenant"`
 
-	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s"`
-	MaxTagSets      int           `envconfig:"MAX_TAG_SETS" default:"1000"`
-	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"32"`
-	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s"`
-	DrainTimeout    time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s"`
+	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s" desc:"how late (event time) a record may arrive and still count in its window"`
+	MaxTagSets      int           `envconfig:"MAX_TAG_SETS" default:"1000" desc:"distinct metric tag sets per tenant and window; the rest fold into 'other'"`
+	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"32" desc:"decoded records held until Datadog accepts them; fetching pauses above it. The Go heap gets a soft limit of this plus 192 MiB unless GOMEMLIMIT is set"`
+	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s" desc:"how often each partition commits"`
+	DrainTimeout    time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"how long a stopping or revoked partition waits for in-flight deliveries"`
 
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
-	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// The integrations store and its API (docs/api.md).
+	IntegrationsTopic string      `envconfig:"INTEGRATIONS_TOPIC" default:"prism.exporter.integrations" desc:"compacted topic that holds every integration; created at start-up when missing"`
+	SecretsKey        sink.Secret `envconfig:"SECRETS_KEY" desc:"base64 of a 32-byte AES-256 key that seals the Datadog keys of integrations made through the API; a comma-separated list rotates keys (the first seals, all open). Required with PRISM_API_TOKENS_FILE"`
+	SecretsKeyFile    string      `envconfig:"SECRETS_KEY_FILE" desc:"file holding PRISM_SECRETS_KEY's value (one key a line), instead of the variable"`
+	APITokensFile     string      `envconfig:"API_TOKENS_FILE" desc:"tokens file, YAML or JSON, that turns on the integrations API and the console (see Integrations API); reloaded when it changes. Empty: the API is off"`
+	APIAddr           string      `envconfig:"API_ADDR" desc:"listen address of the API and console when they should not share PRISM_HTTP_ADDR"`
+	APITLSCertFile    string      `envconfig:"API_TLS_CERT_FILE" desc:"PEM certificate: the listener that serves the API speaks TLS (with PRISM_API_TLS_KEY_FILE)"`
+	APITLSKeyFile     string      `envconfig:"API_TLS_KEY_FILE" desc:"PEM key of PRISM_API_TLS_CERT_FILE"`
+
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /metrics, /healthz, /readyz and /status"`
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"'debug', 'info', 'warn' or 'error'"`
 }
 
 // envNames maps processor.Config fields to the variables that set them, so
@@ -109,6 +121,21 @@ func (s settings) check() error {
 	if s.DatadogTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRISM_DATADOG_TIMEOUT: must be positive, got %s", s.DatadogTimeout))
 	}
+	if s.IntegrationsTopic == "" {
+		errs = append(errs, errors.New("PRISM_INTEGRATIONS_TOPIC: must not be empty"))
+	}
+	if s.SecretsKey != "" && s.SecretsKeyFile != "" {
+		errs = append(errs, errors.New("PRISM_SECRETS_KEY and PRISM_SECRETS_KEY_FILE: set one, not both"))
+	}
+	if _, err := s.keyring(); err != nil {
+		errs = append(errs, err)
+	}
+	if (s.APITLSCertFile == "") != (s.APITLSKeyFile == "") {
+		errs = append(errs, errors.New("PRISM_API_TLS_CERT_FILE and PRISM_API_TLS_KEY_FILE: set both, or neither"))
+	}
+	if s.APITokensFile == "" && (s.APIAddr != "" || s.APITLSCertFile != "") {
+		errs = append(errs, errors.New("PRISM_API_ADDR, PRISM_API_TLS_*: the API is off without PRISM_API_TOKENS_FILE"))
+	}
 	if _, err := s.logLevel(); err != nil {
 		errs = append(errs, fmt.Errorf("PRISM_LOG_LEVEL: %q is not one of debug, info, warn, error", s.LogLevel))
 	}
@@ -116,6 +143,33 @@ func (s settings) check() error {
 		errs = append(errs, renameFields(err))
 	}
 	return errors.Join(errs...)
+}
+
+// keyring reads the secrets key from PRISM_SECRETS_KEY or its file. It is
+// required when the API is on: integrations made through it carry keys that
+// are only ever written sealed. It is nil when neither is set.
+func (s settings) keyring() (*integrations.Keyring, error) {
+	text, name := string(s.SecretsKey), "PRISM_SECRETS_KEY"
+	if s.SecretsKeyFile != "" {
+		name = "PRISM_SECRETS_KEY_FILE"
+		data, err := os.ReadFile(s.SecretsKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		text = string(data)
+	}
+	if strings.TrimSpace(text) == "" {
+		if s.APITokensFile != "" {
+			return nil, errors.New("PRISM_SECRETS_KEY: required when PRISM_API_TOKENS_FILE turns the API on: base64 of 32 random bytes " +
+				"(openssl rand -base64 32), or PRISM_SECRETS_KEY_FILE naming a file that holds it")
+		}
+		return nil, nil
+	}
+	kr, err := integrations.ParseKeyring(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return kr, nil
 }
 
 func renameFields(err error) error {

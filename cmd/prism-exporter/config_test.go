@@ -21,7 +21,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		want []string
 	}{
 		{map[string]string{"PRISM_KAFKA_BROKERS": ""}, []string{"PRISM_KAFKA_BROKERS"}},
-		{map[string]string{"PRISM_TENANTS_FILE": ""}, []string{"PRISM_TENANTS_FILE"}},
+		{map[string]string{"PRISM_API_TOKENS_FILE": "tokens.yaml"}, []string{"PRISM_SECRETS_KEY", "PRISM_API_TOKENS_FILE"}},
+		{map[string]string{"PRISM_SECRETS_KEY": "c2hvcnQ="}, []string{"PRISM_SECRETS_KEY", "32 bytes"}},
+		{map[string]string{"PRISM_SECRETS_KEY_FILE": "/no/such/key"}, []string{"PRISM_SECRETS_KEY_FILE"}},
+		{map[string]string{"PRISM_API_TLS_CERT_FILE": "cert.pem"}, []string{"PRISM_API_TLS_KEY_FILE"}},
 		{map[string]string{"PRISM_ALLOWED_LATENESS": "soon"}, []string{"PRISM_ALLOWED_LATENESS", `"soon"`}},
 		{map[string]string{"PRISM_ALLOWED_LATENESS": "2h"}, []string{"PRISM_ALLOWED_LATENESS", "1h"}},
 		{map[string]string{"PRISM_KAFKA_BROKERS": "kafka"}, []string{"PRISM_KAFKA_BROKERS", "host:port"}},

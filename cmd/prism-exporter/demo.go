@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +21,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/schemas/gen"
+	"github.com/futureagi/prism-exporter/sink"
 	"github.com/futureagi/prism-exporter/sink/ddfake"
 )
 
@@ -45,6 +51,7 @@ func runDemo(args []string) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	every := fs.Duration("screen", 3*time.Second, "how often to print the screen")
 	lateness := fs.Duration("lateness", 2*time.Second, "allowed lateness")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address of the console, API, /metrics and /status")
 	logLevel := fs.String("log-level", "error", "exporter log level (JSON logs go to stderr; info shows every dead letter and commit decision)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -62,14 +69,14 @@ func runDemo(args []string) int {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	if err := demo(ctx, os.Stdout, log, *rate, *malformed, *every, *lateness); err != nil {
+	if err := demo(ctx, os.Stdout, log, *addr, *rate, *malformed, *every, *lateness); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEvery int, every, lateness time.Duration) error {
+func demo(ctx context.Context, out io.Writer, log *zap.Logger, addr string, rate, malformedEvery int, every, lateness time.Duration) error {
 	const topic, dlq = "prism.gateway.events", "prism.gateway.events.dlq"
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic, dlq))
 	if err != nil {
@@ -84,7 +91,11 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEv
 	if realKey == "" {
 		var accounts []ddfake.Account
 		for _, t := range demoTenants {
-			accounts = append(accounts, ddfake.Account{Name: t.id, APIKeys: []string{"demo-key-" + t.id}})
+			keys := []string{"demo-key-" + t.id}
+			if t.id == demoBrokenTenant {
+				keys = []string{demoFixedKey}
+			}
+			accounts = append(accounts, ddfake.Account{Name: t.id, APIKeys: keys})
 		}
 		dd = ddfake.New(ddfake.WithAccounts(accounts...))
 		if ddURL, err = dd.Start("127.0.0.1:0"); err != nil {
@@ -104,28 +115,20 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEv
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var tf strings.Builder
-	tf.WriteString("tenants:\n")
-	for _, t := range demoTenants {
-		key, site := "demo-key-"+t.id, t.site
-		if realKey != "" {
-			key, site = realKey, realSite
-		}
-		fmt.Fprintf(&tf, "  - id: %s\n    site: %s\n    api_key: %q\n    sync_interval: %s\n    backfill: true\n", t.id, site, key, t.interval)
-	}
-	tenantsFile := filepath.Join(dir, "tenants.yaml")
-	if err := os.WriteFile(tenantsFile, []byte(tf.String()), 0o600); err != nil {
+	secrets, token, tokensFile, err := demoSecrets(dir)
+	if err != nil {
 		return err
 	}
 
 	s := settings{
 		KafkaBrokers: brokers, KafkaTopic: topic, KafkaGroup: "prism-exporter-demo", DLQTopic: dlq,
-		TenantsFile: tenantsFile, TenantsReload: 2 * time.Second,
-		DatadogURL: ddURL, DatadogService: "prism-gateway", DatadogTimeout: 30 * time.Second, DatadogConcurrency: 2,
+		IntegrationsTopic: "prism.exporter.integrations", SecretsKey: sink.Secret(secrets), APITokensFile: tokensFile,
+		TenantsReload: 2 * time.Second,
+		DatadogURL:    ddURL, DatadogService: "prism-gateway", DatadogTimeout: 30 * time.Second, DatadogConcurrency: 2,
 		AllowedLateness: lateness, MaxTagSets: 1000, MemoryBudgetMiB: 128,
 		CommitInterval: time.Second, DrainTimeout: 5 * time.Second,
 		KafkaSessionTimeout: 10 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
-		HTTPAddr: "127.0.0.1:0", LogLevel: "warn",
+		HTTPAddr: addr, LogLevel: "warn",
 	}
 
 	var produced atomic.Int64
@@ -150,8 +153,17 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, rate, malformedEv
 		strings.Join(brokers, ","), rate, len(demoTenants), ddName)
 	fmt.Fprintf(out, "windows close at end + %s lateness; Ctrl-C stops (in-flight windows are delivered or left uncommitted)\n\n", lateness)
 
+	fmt.Fprintf(out, "secrets key: generated for this demo only (PRISM_SECRETS_KEY); a production start never invents one\n")
 	return serve(ctx, s, log, func(r *running) {
-		fmt.Fprintf(out, "metrics and status: http://%s/metrics  http://%s/status\n\n", r.httpAddr, r.httpAddr)
+		if err := connectDemoTenants(ctx, r, realKey, realSite); err != nil {
+			log.Error("connecting the demo tenants", zap.Error(err))
+		}
+		fmt.Fprintf(out, "console: http://%s/ui/   admin token: %s\n", r.httpAddr, token)
+		fmt.Fprintf(out, "API:     curl -H 'Authorization: Bearer %s' http://%s/api/v1/integrations\n", token, r.httpAddr)
+		fmt.Fprintf(out, "metrics and status: http://%s/metrics  http://%s/status\n", r.httpAddr, r.httpAddr)
+		if realKey == "" {
+			fmt.Fprintf(out, "%s starts with a revoked key: fix it by editing its API key to %q\n\n", demoBrokenTenant, demoFixedKey)
+		}
 		go screen(ctx, out, r, dd, &produced, started, every)
 	})
 }
@@ -206,4 +218,59 @@ func windowsOf(dd *ddfake.Server, account string) int {
 		}
 	}
 	return len(seen)
+}
+
+// The demo tenant that starts in Error: the local Datadog knows it under
+// demoFixedKey only, so that the console's Error path and its fix (Edit the
+// API key) can be tried.
+const (
+	demoBrokenTenant = "org_9d2b7"
+	demoFixedKey     = "demo-key-org_9d2b7-renewed"
+)
+
+// demoSecrets makes what a production start is given: a secrets key and a
+// tokens file with one admin token. Both are random, for this run only.
+func demoSecrets(dir string) (secretsKey, token, tokensFile string, err error) {
+	var k, t [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return "", "", "", err
+	}
+	if _, err := rand.Read(t[:]); err != nil {
+		return "", "", "", err
+	}
+	token = "demo-" + hex.EncodeToString(t[:12])
+	sum := sha256.Sum256([]byte(token))
+	tokensFile = filepath.Join(dir, "tokens.yaml")
+	body := fmt.Sprintf("tokens:\n  - name: demo-admin\n    sha256: %s\n    role: admin\n", hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(tokensFile, []byte(body), 0o600); err != nil {
+		return "", "", "", err
+	}
+	return base64.StdEncoding.EncodeToString(k[:]), token, tokensFile, nil
+}
+
+// connectDemoTenants connects the five demo organisations through the
+// integrations store, as the console would, so that every one of them can
+// be edited, paused and deleted there. Already connected ones (a demo
+// restarted on the same broker) are left as they are.
+func connectDemoTenants(ctx context.Context, r *running, realKey, realSite string) error {
+	for _, t := range demoTenants {
+		if _, taken := integrations.OrgOwner(r.store.List(), t.id); taken {
+			continue
+		}
+		key, site := "demo-key-"+t.id, t.site
+		if realKey != "" {
+			key, site = realKey, realSite
+		}
+		st, err := sink.ParseSite(site)
+		if err != nil {
+			return err
+		}
+		if _, err := r.store.Create(ctx, integrations.New{
+			OrgID: t.id, Site: st, APIKey: key, SyncInterval: t.interval,
+			Historical: integrations.Historical{Mode: integrations.NewOnly},
+		}); err != nil {
+			return fmt.Errorf("%s: %w", t.id, err)
+		}
+	}
+	return nil
 }

@@ -43,7 +43,7 @@ func TestDemoDeliversAndShowsIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	if err := demo(ctx, &out, log, 500, 50, time.Second, time.Second); err != nil {
+	if err := demo(ctx, &out, log, "127.0.0.1:0", 500, 50, time.Second, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	screen := out.String()
@@ -58,7 +58,16 @@ func TestDemoDeliversAndShowsIt(t *testing.T) {
 	if n, _ := strconv.Atoi(last[2]); n == 0 {
 		t.Errorf("no dead letters shown though every 50th record is malformed:\n%s", screen)
 	}
+	if !regexp.MustCompile(demoBrokenTenant + `\s+\S+\s+error`).MatchString(screen) {
+		t.Errorf("tenant %s, whose key the local Datadog refuses, not shown in error:\n%s", demoBrokenTenant, screen)
+	}
+	if !regexp.MustCompile(`console: http://\S+/ui/\s+admin token: demo-[0-9a-f]{24}`).MatchString(screen) {
+		t.Errorf("the console's address and admin token are not printed:\n%s", screen)
+	}
 	for _, tn := range demoTenants {
+		if tn.id == demoBrokenTenant {
+			continue
+		}
 		rows := regexp.MustCompile(tn.id+`\s+\S+\s+active\s+(\d+)\s+\d+\s+(\d+)\s+(\d+)`).FindAllStringSubmatch(screen, -1)
 		if len(rows) == 0 {
 			t.Errorf("tenant %s not shown active:\n%s", tn.id, screen)

@@ -48,6 +48,7 @@ type env struct {
 	real     bool
 	topic    string
 	dlq      string
+	intTopic string // the integrations topic
 	group    string
 	dd       *ddfake.Server
 	ddURL    string
@@ -63,6 +64,7 @@ func newEnv(t *testing.T, tenants []testTenant) *env {
 	e := &env{t: t, tenants: tenants, lateness: 5 * time.Second}
 	suffix := fmt.Sprintf("%s-%d", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), rand.IntN(1_000_000))
 	e.topic, e.dlq, e.group = "gw-"+suffix, "gw-"+suffix+".dlq", "grp-"+suffix
+	e.intTopic = "gw-" + suffix + ".integrations"
 	if os.Getenv("PRISM_TEST_BROKER") == "kafka" && os.Getenv("KAFKA_BROKERS") != "" {
 		e.real = true
 		e.brokers = strings.Split(os.Getenv("KAFKA_BROKERS"), ",")
@@ -138,6 +140,7 @@ func (e *env) settings() settings {
 		CommitInterval: 500 * time.Millisecond, DrainTimeout: 5 * time.Second,
 		KafkaSessionTimeout: 6 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
 		HTTPAddr: "127.0.0.1:0", LogLevel: "info",
+		IntegrationsTopic: e.intTopic,
 	}
 }
 
@@ -151,6 +154,7 @@ func (e *env) environ() []string {
 		"PRISM_DLQ_TOPIC="+s.DLQTopic,
 		"PRISM_CREATE_DLQ_TOPIC=false",
 		"PRISM_TENANTS_FILE="+s.TenantsFile,
+		"PRISM_INTEGRATIONS_TOPIC="+s.IntegrationsTopic,
 		"PRISM_TENANTS_RELOAD_INTERVAL=1s",
 		"PRISM_DATADOG_URL="+s.DatadogURL,
 		"PRISM_DATADOG_TIMEOUT=10s",
