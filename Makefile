@@ -5,7 +5,7 @@ GO ?= go
 export GOFLAGS ?= -buildvcs=false
 KAFKA_LOCAL := deployments/kafka-local/kafka.sh
 
-.PHONY: run build test test-unit test-integration test-kafka vet fmt-check fuzz bench docker clean
+.PHONY: run build test test-unit test-integration test-kafka test-deploy vet fmt-check fuzz bench docker clean
 
 run:
 	$(GO) run ./cmd/prism-exporter demo
@@ -16,8 +16,9 @@ build:
 
 # The whole suite: static checks, unit and kfake integration tests with the
 # race detector, then the integration and fault tests again against a real
-# Apache Kafka 4.x broker that the script fetches and starts on loopback.
-test: vet fmt-check test-unit test-integration test-kafka
+# Apache Kafka 4.x broker that the script fetches and starts on loopback, then
+# the deployment files against the exporter.
+test: vet fmt-check test-unit test-integration test-kafka test-deploy
 
 vet:
 	$(GO) vet ./...
@@ -39,6 +40,13 @@ test-integration:
 test-kafka:
 	@set -o pipefail; bash deployments/with-kafka.sh $(GO) test -count=1 -timeout 40m -run 'Integration|Fault' -v ./cmd/prism-exporter/ 2>&1 | grep -v -E 'dead-lettered|^=== (RUN|PAUSE|CONT)'
 
+# Kubernetes manifests, docker-compose.yml, the Dockerfile's build and the
+# alert rules, checked against the exporter (built with deployments/build.sh
+# and run in demo mode). A module of its own (deployments/go.mod), so that the
+# exporter's module does not depend on Kubernetes or Prometheus server code.
+test-deploy:
+	cd deployments && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
 # Every decoder of outside input, one after the other (go test fuzzes one
 # target at a time). FUZZTIME is per target.
 FUZZTIME ?= 60s
@@ -53,8 +61,19 @@ fuzz:
 bench:
 	@bash deployments/bench.sh
 
+# The image's build is deployments/build.sh: static, -trimpath, and the
+# version stamped (prism-exporter version prints it).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 docker:
-	docker build -f deployments/Dockerfile -t prism-exporter:dev .
+	docker build -f deployments/Dockerfile --build-arg VERSION=$(VERSION) -t prism-exporter:$(VERSION) .
 
 clean:
 	rm -rf bin
+
+# The web console in a real headless Chromium against the real exporter,
+# with kfake and the local Datadog stand-in; the script installs Chromium
+# and fetches axe-core when they are missing. -v shows where the
+# screenshots of each step went.
+.PHONY: test-browser
+test-browser:
+	bash deployments/with-chromium.sh $(GO) test -count=1 -timeout 20m -v -run Browser ./cmd/prism-exporter/

@@ -8,6 +8,9 @@
 //	prism-exporter fake-datadog  serve the local Datadog stand-in (docker compose)
 //	prism-exporter healthcheck URL
 //	                             exit 0 when URL answers 200 (container probes)
+//	prism-exporter config [--markdown|--json]
+//	                             print every PRISM_* variable, its default and meaning
+//	prism-exporter version       print the version the build was stamped with
 package main
 
 import (
@@ -24,23 +27,31 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	// Signals are caught before anything else runs: a SIGTERM that arrives
+	// while the configuration is read must stop the start-up cleanly, not
+	// kill the process.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(run(os.Args[1:], sig))
 }
 
-func run(args []string) int {
+func run(args []string, sig chan os.Signal) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "demo":
-			return runDemo(args[1:])
+			return runDemo(args[1:], sig)
 		case "fake-datadog":
 			return runFakeDatadog(args[1:])
 		case "healthcheck":
 			return healthcheck(args[1:])
+		case "config":
+			return runConfig(args[1:], os.Stdout, os.Stderr)
+		case "version", "--version":
+			return printVersion(os.Stdout)
 		case "-h", "--help", "help":
-			fmt.Println("usage: prism-exporter [demo|fake-datadog|healthcheck URL]; configuration is read from PRISM_* variables (see README)")
-			return 0
+			return usage(os.Stdout)
 		default:
-			fmt.Fprintf(os.Stderr, "prism-exporter: unknown command %q (want demo, fake-datadog or healthcheck)\n", args[0])
+			fmt.Fprintf(os.Stderr, "prism-exporter: unknown command %q (want demo, fake-datadog, healthcheck, config or version; -h lists them)\n", args[0])
 			return 2
 		}
 	}
@@ -53,7 +64,7 @@ func run(args []string) int {
 	log := newLogger(level)
 	defer func() { _ = log.Sync() }()
 
-	ctx, stop := signalContext(log)
+	ctx, stop := signalContext(log, sig)
 	defer stop()
 	if err := serve(ctx, s, log, nil); err != nil {
 		log.Error("exporter stopped", zap.Error(err))
@@ -65,10 +76,8 @@ func run(args []string) int {
 // signalContext ends on the first SIGTERM or SIGINT; a second one exits at
 // once. That loses nothing: offsets are only ever committed for delivered
 // data, so whatever was in flight is read again by the next owner.
-func signalContext(log *zap.Logger) (context.Context, func()) {
+func signalContext(log *zap.Logger, sig chan os.Signal) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		s := <-sig
 		log.Info("stopping: finishing in-flight deliveries and committing", zap.String("signal", s.String()))
