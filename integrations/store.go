@@ -95,14 +95,28 @@ func (s *Store) Ready() bool {
 // then follows it until ctx ends. It returns ctx's error on a stop, or an
 // error that stops the exporter (the topic cannot be created).
 func (s *Store) Run(ctx context.Context, caughtUp func()) error {
-	if s.cfg.Create {
-		if err := EnsureCompactedTopic(ctx, s.client, s.cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", nil); err != nil {
-			return err
+	// Kafka not answering yet (a broker restarting, a topic another replica
+	// is creating) is waited out, with backoff, until ctx ends.
+	var end int64
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		err := error(nil)
+		if s.cfg.Create {
+			err = EnsureCompactedTopic(ctx, s.client, s.cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", nil)
 		}
-	}
-	end, err := s.endOffset(ctx)
-	if err != nil {
-		return err
+		if err == nil {
+			if end, err = s.endOffset(ctx); err == nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("the integrations topic cannot be read yet; retrying", zap.String("topic", s.cfg.Topic), zap.Duration("wait", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   s.cfg.Brokers,

@@ -44,7 +44,7 @@ var demoTenants = []struct {
 // (kfake) fed by generated gateway traffic, and the local Datadog stand-in,
 // or real Datadog when DD_API_KEY is set. It prints one screen every few
 // seconds.
-func runDemo(args []string) int {
+func runDemo(args []string, sig chan os.Signal) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	rate := fs.Int("rate", 2000, "generated gateway records per second")
 	malformed := fs.Int("malformed-every", 200, "every Nth generated record is malformed (0: none)")
@@ -62,7 +62,7 @@ func runDemo(args []string) int {
 		return 2
 	}
 	log := newLogger(level)
-	ctx, stop := signalContext(log)
+	ctx, stop := signalContext(log, sig)
 	defer stop()
 	if *duration > 0 {
 		var cancel context.CancelFunc

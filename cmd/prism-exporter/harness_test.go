@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/schemas"
 	"github.com/futureagi/prism-exporter/schemas/gen"
 	"github.com/futureagi/prism-exporter/sink/ddfake"
@@ -56,7 +57,13 @@ type env struct {
 	tenantsF string
 	lateness time.Duration
 	run      atomic.Pointer[running] // the in-process exporter, when one runs
-	members  []*member               // exporter processes started, for their logs
+	// newOnly writes the tenants file as the README's example does: no
+	// connected_at, no backfill. cutoff then holds each tenant's cut-off as
+	// the integrations topic fixed it (readCutoffs), and the model expects
+	// only records at or after it.
+	newOnly bool
+	cutoff  map[string]time.Time
+	members []*member // exporter processes started, for their logs
 }
 
 func newEnv(t *testing.T, tenants []testTenant) *env {
@@ -119,6 +126,10 @@ func (e *env) writeTenants() {
 		site := tt.Site
 		if site == "" {
 			site = "US1"
+		}
+		if e.newOnly {
+			fmt.Fprintf(&b, "  - id: %s\n    site: %s\n    api_key: %q\n    sync_interval: %s\n", tt.ID, site, tt.APIKey, tt.Interval)
+			continue
 		}
 		fmt.Fprintf(&b, "  - id: %s\n    site: %s\n    api_key: %q\n    sync_interval: %s\n    backfill: true\n    paused: %v\n",
 			tt.ID, site, tt.APIKey, tt.Interval, tt.Paused)
@@ -409,6 +420,9 @@ func (e *env) model(recs []sent) (map[seriesKey]*totals, map[string]map[string]b
 		if !exported(tt, ok) {
 			continue
 		}
+		if from, set := e.cutoff[tt.ID]; set && r.ev.Timestamp.Before(from) {
+			continue
+		}
 		if logs[tt.ID] == nil {
 			logs[tt.ID] = map[string]bool{}
 		}
@@ -573,5 +587,36 @@ func (e *env) checkDeadLetters(recs []sent) {
 	}
 	if len(byPos) < bad {
 		e.t.Errorf("dead-letter topic holds %d distinct records, want %d", len(byPos), bad)
+	}
+}
+
+// readCutoffs reads each tenant's cut-off from the integrations topic, as a
+// replica would, once every tenant has been imported.
+func (e *env) readCutoffs(timeout time.Duration) {
+	e.t.Helper()
+	store, err := integrations.NewStore(integrations.StoreConfig{Topic: e.intTopic, Brokers: e.brokers})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- store.Run(ctx, nil) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(timeout)
+	e.cutoff = map[string]time.Time{}
+	for _, tt := range e.tenants {
+		if tt.NoIntegr {
+			continue
+		}
+		for {
+			if in, ok := store.Get(integrations.FileID(tt.ID)); ok {
+				e.cutoff[tt.ID] = in.ConnectedAt
+				break
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("tenant %s not in the integrations topic after %s", tt.ID, timeout)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 }
