@@ -33,9 +33,9 @@ type StoreConfig struct {
 // topic. Writes go to the topic and return once this replica has read them
 // back, so a caller reads its own writes.
 type Store struct {
-	cfg    StoreConfig
-	client *kafka.Client
-	log    *zap.Logger
+	cfg   StoreConfig
+	topic *topic
+	log   *zap.Logger
 
 	mu      sync.RWMutex
 	byID    map[string]*Integration
@@ -56,18 +56,9 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if cfg.Dialer == nil {
-		cfg.Dialer = kafka.DefaultDialer
-	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}
-	if cfg.Transport != nil {
-		// Only a non-nil one: a nil *Transport in the interface would not
-		// fall back to the default.
-		client.Transport = cfg.Transport
-	}
 	return &Store{
 		cfg:     cfg,
-		client:  client,
+		topic:   newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger),
 		log:     cfg.Logger,
 		byID:    map[string]*Integration{},
 		applied: -1,
@@ -92,74 +83,17 @@ func (s *Store) Ready() bool {
 }
 
 // Run creates the topic if asked to, reads it to its end, calls caughtUp,
-// then follows it until ctx ends. It returns ctx's error on a stop, or an
-// error that stops the exporter (the topic cannot be created).
+// then follows it until ctx ends. It returns ctx's error on a stop.
 func (s *Store) Run(ctx context.Context, caughtUp func()) error {
-	// Kafka not answering yet (a broker restarting, a topic another replica
-	// is creating) is waited out, with backoff, until ctx ends.
-	var end int64
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-		err := error(nil)
-		if s.cfg.Create {
-			err = EnsureCompactedTopic(ctx, s.client, s.cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", nil)
-		}
-		if err == nil {
-			if end, err = s.endOffset(ctx); err == nil {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.log.Warn("the integrations topic cannot be read yet; retrying", zap.String("topic", s.cfg.Topic), zap.Duration("wait", wait), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   s.cfg.Brokers,
-		Topic:     s.cfg.Topic,
-		Partition: 0,
-		Dialer:    s.cfg.Dialer,
-		MinBytes:  1,
-		MaxBytes:  8 << 20,
-		// Short: a change made through another replica should be seen here
-		// within about a second.
-		MaxWait:     200 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { s.log.Debug("integrations reader: " + fmt.Sprintf(msg, args...)) }),
-	})
-	defer func() { _ = r.Close() }()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return err
-	}
-	if end == 0 {
-		s.markReady(caughtUp)
-	}
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			s.log.Warn("reading the integrations topic; retrying", zap.String("topic", s.cfg.Topic), zap.Error(err))
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
-			}
-			continue
-		}
+	return s.topic.follow(ctx, func(m kafka.Message, caughtUpNow bool) {
 		changed := s.apply(m)
-		if !s.Ready() && m.Offset+1 >= end {
-			s.markReady(caughtUp)
-			continue
+		if caughtUpNow {
+			return
 		}
 		if changed && s.Ready() {
 			s.notify()
 		}
-	}
+	}, func() { s.markReady(caughtUp) })
 }
 
 func (s *Store) markReady(caughtUp func()) {
@@ -181,23 +115,6 @@ func (s *Store) notify() {
 	for _, f := range subs {
 		f()
 	}
-}
-
-// endOffset is the offset the next record of the topic will get.
-func (s *Store) endOffset(ctx context.Context) (int64, error) {
-	res, err := s.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		s.cfg.Topic: {kafka.LastOffsetOf(0)},
-	}})
-	if err != nil {
-		return 0, fmt.Errorf("integrations: reading the end of %q (PRISM_INTEGRATIONS_TOPIC): %w", s.cfg.Topic, err)
-	}
-	for _, p := range res.Topics[s.cfg.Topic] {
-		if p.Error != nil {
-			return 0, fmt.Errorf("integrations: reading the end of %q (PRISM_INTEGRATIONS_TOPIC): %w", s.cfg.Topic, p.Error)
-		}
-		return p.LastOffset, nil
-	}
-	return 0, fmt.Errorf("integrations: topic %q (PRISM_INTEGRATIONS_TOPIC) has no partition 0", s.cfg.Topic)
 }
 
 // apply folds one record into the map. The fold is the same on every
@@ -324,60 +241,13 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return s.produce(ctx, id, nil)
 }
 
-// produce writes one record, acknowledged by every in-sync replica, and
-// waits until the follower has read it.
+// produce writes one record and waits until the follower has read it.
 func (s *Store) produce(ctx context.Context, key string, value []byte) error {
-	rec := kafka.Record{Key: kafka.NewBytes([]byte(key))}
-	if value != nil {
-		rec.Value = kafka.NewBytes(value)
-	}
-	res, err := s.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        s.cfg.Topic,
-		Partition:    0,
-		RequiredAcks: kafka.RequireAll,
-		Records:      kafka.NewRecordReader(rec),
-	})
-	if err == nil && res.Error != nil {
-		err = res.Error
-	}
+	base, err := s.topic.produce(ctx, record(key, value))
 	if err != nil {
-		return fmt.Errorf("integrations: writing to %q: %w", s.cfg.Topic, err)
+		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return s.waitApplied(wctx, res.BaseOffset)
-}
-
-// EnsureCompactedTopic creates a one-partition compacted topic when it is
-// missing. configs adds topic configs (retention...). env names the variable
-// that names the topic, for the error.
-func EnsureCompactedTopic(ctx context.Context, client *kafka.Client, topic, env string, configs map[string]string) error {
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return fmt.Errorf("reading metadata of %q (%s): %w", topic, env, err)
-	}
-	for _, t := range md.Topics {
-		if t.Name == topic && t.Error == nil {
-			return nil
-		}
-	}
-	entries := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
-	keys := make([]string, 0, len(configs))
-	for k := range configs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: configs[k]})
-	}
-	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: 1, ReplicationFactor: min(3, len(md.Brokers)), ConfigEntries: entries,
-	}}})
-	if err == nil {
-		err = res.Errors[topic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("creating compacted topic %q (%s): %w", topic, env, err)
-	}
-	return nil
+	return s.waitApplied(wctx, base)
 }

@@ -1,6 +1,9 @@
 package sink
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // TenantState is where a tenant's integration stands.
 type TenantState uint8
@@ -40,6 +43,21 @@ func (s TenantState) String() string {
 
 // MarshalText makes the /status page print the state's name.
 func (s TenantState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a state's name back (the status topic carries it).
+func (s *TenantState) UnmarshalText(b []byte) error {
+	if string(b) == TenantState(0).String() {
+		*s = 0 // no state: an entry that only carries counts
+		return nil
+	}
+	for _, st := range allStates() {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown tenant state %q", b)
+}
 
 // TenantStatus is one tenant's line on the processor's /status page. It
 // holds no key.

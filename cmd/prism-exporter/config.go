@@ -52,6 +52,7 @@ type settings struct {
 
 	// The integrations store and its API (docs/api.md).
 	IntegrationsTopic string      `envconfig:"INTEGRATIONS_TOPIC" default:"prism.exporter.integrations" desc:"compacted topic that holds every integration; created at start-up when missing"`
+	StatusTopic       string      `envconfig:"STATUS_TOPIC" default:"prism.exporter.status" desc:"compacted topic where each replica publishes its integrations' delivery status, summed by every replica for the API; created at start-up when missing"`
 	SecretsKey        sink.Secret `envconfig:"SECRETS_KEY" desc:"base64 of a 32-byte AES-256 key that seals the Datadog keys of integrations made through the API; a comma-separated list rotates keys (the first seals, all open). Required with PRISM_API_TOKENS_FILE"`
 	SecretsKeyFile    string      `envconfig:"SECRETS_KEY_FILE" desc:"file holding PRISM_SECRETS_KEY's value (one key a line), instead of the variable"`
 	APITokensFile     string      `envconfig:"API_TOKENS_FILE" desc:"tokens file, YAML or JSON, that turns on the integrations API and the console (see Integrations API); reloaded when it changes. Empty: the API is off"`
@@ -123,6 +124,9 @@ func (s settings) check() error {
 	}
 	if s.IntegrationsTopic == "" {
 		errs = append(errs, errors.New("PRISM_INTEGRATIONS_TOPIC: must not be empty"))
+	}
+	if s.StatusTopic == "" || s.StatusTopic == s.IntegrationsTopic {
+		errs = append(errs, errors.New("PRISM_STATUS_TOPIC: must be set, and differ from PRISM_INTEGRATIONS_TOPIC"))
 	}
 	if s.SecretsKey != "" && s.SecretsKeyFile != "" {
 		errs = append(errs, errors.New("PRISM_SECRETS_KEY and PRISM_SECRETS_KEY_FILE: set one, not both"))

@@ -122,7 +122,7 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, addr string, rate
 
 	s := settings{
 		KafkaBrokers: brokers, KafkaTopic: topic, KafkaGroup: "prism-exporter-demo", DLQTopic: dlq,
-		IntegrationsTopic: "prism.exporter.integrations", SecretsKey: sink.Secret(secrets), APITokensFile: tokensFile,
+		IntegrationsTopic: "prism.exporter.integrations", StatusTopic: "prism.exporter.status", SecretsKey: sink.Secret(secrets), APITokensFile: tokensFile,
 		TenantsReload: 2 * time.Second,
 		DatadogURL:    ddURL, DatadogService: "prism-gateway", DatadogTimeout: 30 * time.Second, DatadogConcurrency: 2,
 		AllowedLateness: lateness, MaxTagSets: 1000, MemoryBudgetMiB: 128,

@@ -151,7 +151,7 @@ func (e *env) settings() settings {
 		CommitInterval: 500 * time.Millisecond, DrainTimeout: 5 * time.Second,
 		KafkaSessionTimeout: 6 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
 		HTTPAddr: "127.0.0.1:0", LogLevel: "info",
-		IntegrationsTopic: e.intTopic,
+		IntegrationsTopic: e.intTopic, StatusTopic: e.intTopic + ".status",
 	}
 }
 
@@ -166,6 +166,7 @@ func (e *env) environ() []string {
 		"PRISM_CREATE_DLQ_TOPIC=false",
 		"PRISM_TENANTS_FILE="+s.TenantsFile,
 		"PRISM_INTEGRATIONS_TOPIC="+s.IntegrationsTopic,
+		"PRISM_STATUS_TOPIC="+s.StatusTopic,
 		"PRISM_TENANTS_RELOAD_INTERVAL=1s",
 		"PRISM_DATADOG_URL="+s.DatadogURL,
 		"PRISM_DATADOG_TIMEOUT=10s",

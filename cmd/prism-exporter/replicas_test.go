@@ -176,6 +176,15 @@ func TestIntegrationTwoReplicasFollowTheAPI(t *testing.T) {
 	if n := e.logsFrom(org.ID, paused); n != 0 {
 		t.Errorf("%d logs exported while paused", n)
 	}
+	// Each replica counts what it delivered; either answers the sum.
+	delivered := e.dd.LogCount(org.ID)
+	for name, r := range map[string]*replica{"a": a, "b": b} {
+		waitFor(t, "replica "+name+" shows every log sent", 10*time.Second, func() bool {
+			_, v := apiCall(t, r.run.apiAddr, token, "GET", "/api/v1/integrations/"+id, nil)
+			n, _ := v["logs_sent"].(float64)
+			return int(n) == delivered
+		})
+	}
 
 	// Resume through a: both export again, from resumed_at.
 	st, body = apiCall(t, a.run.apiAddr, token, "POST", "/api/v1/integrations/"+id+"/resume", nil)

@@ -118,10 +118,12 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 	// The HTTP endpoints come up first, so that /healthz answers while the
 	// store is read; /readyz waits for the consumer group, which is joined
 	// only after it.
+	board := integrations.NewBoard(integrations.BoardConfig{
+		Topic: s.StatusTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport, Logger: log.Named("status"),
+	}, svc, snk.TenantStatus)
 	var apiHandler http.Handler
 	if tokens != nil {
-		apiHandler = api.New(api.Config{Tokens: tokens, Logger: log.Named("api")}, svc, snk,
-			integrations.LocalStatus(snk.TenantStatus))
+		apiHandler = api.New(api.Config{Tokens: tokens, Logger: log.Named("api")}, svc, snk, board)
 	}
 	servers, err := listen(s, proc.Handler(reg, func() any { return snk.TenantStatus() }), apiHandler, log)
 	if err != nil {
@@ -167,6 +169,11 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 	// topic, made by any replica, reaches the routes.
 	store.OnChange(func() { snk.SetTenants(svc.Tenants()) })
 	snk.SetTenants(svc.Tenants())
+	go func() {
+		if err := board.Run(bg); err != nil && bg.Err() == nil {
+			log.Error("status topic: stopped following it; the API shows this replica's status only", zap.Error(err))
+		}
+	}()
 	if tokens != nil {
 		go watchTokens(bg, tokens, s.TenantsReload, log)
 	}

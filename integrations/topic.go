@@ -1,0 +1,189 @@
+package integrations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// topic is a one-partition compacted topic that a replica reads from its
+// start and then follows: the integrations, and the replicas' statuses.
+type topic struct {
+	name, env string // env names the variable that names it, for errors
+	brokers   []string
+	dialer    *kafka.Dialer
+	client    *kafka.Client
+	create    bool
+	configs   map[string]string
+	log       *zap.Logger
+}
+
+func newTopic(name, env string, brokers []string, dialer *kafka.Dialer, transport *kafka.Transport, create bool, configs map[string]string, log *zap.Logger) *topic {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}
+	if transport != nil {
+		// Only a non-nil one: a nil *Transport in the interface would not
+		// fall back to the default.
+		client.Transport = transport
+	}
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &topic{name: name, env: env, brokers: brokers, dialer: dialer, client: client, create: create, configs: configs, log: log}
+}
+
+// follow creates the topic if asked to, reads it from its start, calls
+// caughtUp once it has read what the topic held when it began (at once
+// when empty), and keeps reading until ctx ends. apply gets every record;
+// caughtUpNow is true for the record that completes the first read. Kafka
+// not answering (a broker restarting, a topic another replica is creating)
+// is waited out with backoff.
+func (t *topic) follow(ctx context.Context, apply func(m kafka.Message, caughtUpNow bool), caughtUp func()) error {
+	var end int64
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		err := error(nil)
+		if t.create {
+			err = EnsureCompactedTopic(ctx, t.client, t.name, t.env, t.configs)
+		}
+		if err == nil {
+			if end, err = t.endOffset(ctx); err == nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t.log.Warn("topic cannot be read yet; retrying", zap.String("topic", t.name), zap.Duration("wait", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   t.brokers,
+		Topic:     t.name,
+		Partition: 0,
+		Dialer:    t.dialer,
+		MinBytes:  1,
+		MaxBytes:  8 << 20,
+		// Short: a change made through another replica should be seen here
+		// within about a second.
+		MaxWait:     200 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { t.log.Debug("reader: " + fmt.Sprintf(msg, args...)) }),
+	})
+	defer func() { _ = r.Close() }()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return err
+	}
+	caught := end == 0
+	if caught {
+		caughtUp()
+	}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t.log.Warn("reading the topic; retrying", zap.String("topic", t.name), zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		now := !caught && m.Offset+1 >= end
+		apply(m, now)
+		if now {
+			caught = true
+			caughtUp()
+		}
+	}
+}
+
+// endOffset is the offset the next record of the topic will get.
+func (t *topic) endOffset(ctx context.Context) (int64, error) {
+	res, err := t.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		t.name: {kafka.LastOffsetOf(0)},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("reading the end of %q (%s): %w", t.name, t.env, err)
+	}
+	for _, p := range res.Topics[t.name] {
+		if p.Error != nil {
+			return 0, fmt.Errorf("reading the end of %q (%s): %w", t.name, t.env, p.Error)
+		}
+		return p.LastOffset, nil
+	}
+	return 0, fmt.Errorf("topic %q (%s) has no partition 0", t.name, t.env)
+}
+
+// record is a keyed record; a nil value is a tombstone.
+func record(key string, value []byte) kafka.Record {
+	r := kafka.Record{Key: kafka.NewBytes([]byte(key))}
+	if value != nil {
+		r.Value = kafka.NewBytes(value)
+	}
+	return r
+}
+
+// produce writes records, acknowledged by every in-sync replica, and
+// returns the offset of the first.
+func (t *topic) produce(ctx context.Context, recs ...kafka.Record) (int64, error) {
+	res, err := t.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        t.name,
+		Partition:    0,
+		RequiredAcks: kafka.RequireAll,
+		Records:      kafka.NewRecordReader(recs...),
+	})
+	if err == nil && res.Error != nil {
+		err = res.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing to %q (%s): %w", t.name, t.env, err)
+	}
+	return res.BaseOffset, nil
+}
+
+// EnsureCompactedTopic creates a one-partition compacted topic when it is
+// missing. configs adds topic configs (retention...). env names the variable
+// that names the topic, for the error.
+func EnsureCompactedTopic(ctx context.Context, client *kafka.Client, topic, env string, configs map[string]string) error {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("reading metadata of %q (%s): %w", topic, env, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic && t.Error == nil {
+			return nil
+		}
+	}
+	entries := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+	keys := make([]string, 0, len(configs))
+	for k := range configs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: configs[k]})
+	}
+	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: min(3, len(md.Brokers)), ConfigEntries: entries,
+	}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("creating compacted topic %q (%s): %w", topic, env, err)
+	}
+	return nil
+}
