@@ -19,7 +19,7 @@ const (
 	// Paused: the tenants file says paused; nothing is exported.
 	Paused
 	// Error: Datadog refused its keys. Its batches complete as
-	// Undeliverable until its entry in the tenants file changes.
+	// Undeliverable until its keys or site change, or a retry is asked for.
 	Error
 )
 

@@ -330,7 +330,7 @@ func (q *tenantQueue) reject(cn *conn, err error) {
 		return
 	}
 	advice := apiKeyAdvice(cn.site)
-	q.s.log.Error("Datadog rejected the tenant's API key; its batches are undeliverable until its entry in the tenants file changes",
+	q.s.log.Error("Datadog rejected the tenant's API key; its batches are undeliverable until its keys or site change, or a retry is asked for",
 		zap.String("tenant", q.id), zap.String("site", cn.site.Name()), zap.String("advice", advice), zap.String("answer", err.Error()))
 	q.rejectLocked(advice)
 }

@@ -58,7 +58,7 @@ func (q *tenantQueue) validate(ctx context.Context, cn *conn) {
 			q.mu.Unlock()
 			return
 		case errors.Is(err, errKeyRejected):
-			q.s.log.Error("Datadog rejected the tenant's keys; its batches are undeliverable until its entry in the tenants file changes",
+			q.s.log.Error("Datadog rejected the tenant's keys; its batches are undeliverable until its keys or site change, or a retry is asked for",
 				zap.String("tenant", q.id), zap.String("site", cn.site.Name()), zap.String("advice", advice), zap.String("answer", err.Error()))
 			q.rejectLocked(advice)
 			q.mu.Unlock()

@@ -95,6 +95,9 @@ func newLogger(level zapcore.Level) *zap.Logger {
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.Sampling = nil
+	// Stack traces say nothing to an operator about a refused key or an
+	// unreachable broker, and make a log line hard to read.
+	cfg.DisableStacktrace = true
 	log, err := cfg.Build()
 	if err != nil {
 		return zap.NewExample()
