@@ -80,6 +80,7 @@ type BoardConfig struct {
 	Dialer    *kafka.Dialer
 	Transport *kafka.Transport
 	Logger    *zap.Logger
+	Outage    Outage
 }
 
 // NewBoard prepares the status board of this replica run: a member id of
@@ -91,7 +92,7 @@ func NewBoard(cfg BoardConfig, svc *Service, local LocalStatus) *Board {
 	_, _ = rand.Read(b[:])
 	member := strings.ReplaceAll(host, "/", "-") + "-" + hex.EncodeToString(b[:])
 	return &Board{
-		topic:  newTopic(cfg.Topic, "PRISM_STATUS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, true, nil, cfg.Logger),
+		topic:  newTopic(cfg.Topic, "PRISM_STATUS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, true, nil, cfg.Logger, cfg.Outage),
 		member: member, svc: svc, local: local, now: time.Now, log: cfg.Logger,
 		entries: map[string]status{},
 	}

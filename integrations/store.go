@@ -26,6 +26,8 @@ type StoreConfig struct {
 	// Create makes the topic at start when it is missing.
 	Create bool
 	Logger *zap.Logger
+	// Outage, when set, hears of Kafka not answering.
+	Outage Outage
 }
 
 // Store is the integrations topic as every replica sees it: a map from
@@ -58,7 +60,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	}
 	return &Store{
 		cfg:     cfg,
-		topic:   newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger),
+		topic:   newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger, cfg.Outage),
 		log:     cfg.Logger,
 		byID:    map[string]*Integration{},
 		applied: -1,

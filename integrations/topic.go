@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -21,9 +22,17 @@ type topic struct {
 	create    bool
 	configs   map[string]string
 	log       *zap.Logger
+	outage    Outage
 }
 
-func newTopic(name, env string, brokers []string, dialer *kafka.Dialer, transport *kafka.Transport, create bool, configs map[string]string, log *zap.Logger) *topic {
+// Outage hears of Kafka not answering and answering again, so that an
+// outage shows in the exporter's metrics (the processor implements it).
+type Outage interface {
+	KafkaUnreachable(op string, err error, wait time.Duration)
+	KafkaReachable()
+}
+
+func newTopic(name, env string, brokers []string, dialer *kafka.Dialer, transport *kafka.Transport, create bool, configs map[string]string, log *zap.Logger, outage Outage) *topic {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}
 	if transport != nil {
 		// Only a non-nil one: a nil *Transport in the interface would not
@@ -36,7 +45,7 @@ func newTopic(name, env string, brokers []string, dialer *kafka.Dialer, transpor
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &topic{name: name, env: env, brokers: brokers, dialer: dialer, client: client, create: create, configs: configs, log: log}
+	return &topic{name: name, env: env, brokers: brokers, dialer: dialer, client: client, create: create, configs: configs, log: log, outage: outage}
 }
 
 // follow creates the topic if asked to, reads it from its start, calls
@@ -60,12 +69,19 @@ func (t *topic) follow(ctx context.Context, apply func(m kafka.Message, caughtUp
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		t.log.Warn("topic cannot be read yet; retrying", zap.String("topic", t.name), zap.Duration("wait", wait), zap.Error(err))
+		if t.outage != nil {
+			t.outage.KafkaUnreachable(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(t.env, "PRISM_"), "_TOPIC")), err, wait)
+		} else {
+			t.log.Warn("topic cannot be read yet; retrying", zap.String("topic", t.name), zap.Duration("wait", wait), zap.Error(err))
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+	if t.outage != nil {
+		t.outage.KafkaReachable()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   t.brokers,

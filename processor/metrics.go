@@ -17,6 +17,8 @@ type metrics struct {
 	commits      *prometheus.CounterVec // by result
 	assigned     prometheus.Gauge
 	rebalances   prometheus.Counter
+	kafkaErrors  *prometheus.CounterVec // op
+	kafkaDown    prometheus.Gauge
 	budgetUsed   prometheus.GaugeFunc
 	paused       prometheus.Counter
 	batches      *prometheus.CounterVec // by kind
@@ -68,6 +70,14 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 			Name: "prism_exporter_generations_total",
 			Help: "Consumer group generations this member joined.",
 		}),
+		kafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prism_exporter_kafka_errors_total",
+			Help: "Failed attempts to reach Kafka that are retried with backoff, by operation (integrations, status, topic_setup, join_group).",
+		}, []string{"op"}),
+		kafkaDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "prism_exporter_kafka_unreachable",
+			Help: "1 while the member retries to reach Kafka (start-up topic checks, joining the group), else 0.",
+		}),
 		paused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prism_exporter_fetch_pauses_total",
 			Help: "Times a partition stopped fetching because the memory budget was spent.",
@@ -96,6 +106,6 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 	}, func() float64 { return float64(b.used.Load()) })
 	reg.MustRegister(m.records, m.bytes, m.deadLetters, m.skipped, m.decodeTime, m.lag, m.committed,
 		m.commits, m.assigned, m.rebalances, m.budgetUsed, m.paused, m.batches, m.lateRecords,
-		m.openWindows, m.deliveryWait)
+		m.openWindows, m.deliveryWait, m.kafkaErrors, m.kafkaDown)
 	return m
 }

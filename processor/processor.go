@@ -139,9 +139,29 @@ func (p *Processor) Status() Status {
 // nil on a clean stop.
 func (p *Processor) Run(ctx context.Context) error {
 	if p.cfg.CreateDLQTopic {
-		if err := p.ensureTopic(ctx, p.cfg.DLQTopic); err != nil {
-			return err
+		// Kafka not answering at start (a broker restarting during a deploy)
+		// is an outage to ride out, not a crash: retried with backoff until
+		// it answers or ctx ends.
+		for wait := 500 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
+			err := p.ensureTopic(ctx, p.cfg.DLQTopic)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			var te *topicError
+			if errors.As(err, &te) && te.permanent {
+				return err
+			}
+			p.kafkaDown("topic_setup", err, wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
+		p.metrics.kafkaDown.Set(0)
 	}
 	dlqCtx, stopDLQ := context.WithCancel(context.Background())
 	dlqDone := make(chan struct{})
@@ -172,13 +192,14 @@ func (p *Processor) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
-			p.log.Warn("joining the consumer group failed; retrying", zap.Error(err))
+			p.kafkaDown("join_group", err, time.Second)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
 			continue
 		}
+		p.metrics.kafkaDown.Set(0)
 		assigned := gen.Assignments[p.cfg.Topic]
 		p.metrics.rebalances.Inc()
 		p.metrics.assigned.Set(float64(len(assigned)))
@@ -204,6 +225,34 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
+// KafkaUnreachable records one failed attempt to reach Kafka, retried after
+// wait, and logs it with the brokers it tried, once per backoff step. The
+// exporter's other Kafka clients (the integrations store) report here too,
+// so that one metric tells an outage.
+func (p *Processor) KafkaUnreachable(op string, err error, wait time.Duration) {
+	p.kafkaDown(op, err, wait)
+}
+
+// KafkaReachable records that Kafka answered again.
+func (p *Processor) KafkaReachable() { p.metrics.kafkaDown.Set(0) }
+
+func (p *Processor) kafkaDown(op string, err error, wait time.Duration) {
+	p.metrics.kafkaErrors.WithLabelValues(op).Inc()
+	p.metrics.kafkaDown.Set(1)
+	p.log.Warn("Kafka cannot be reached; retrying", zap.String("op", op), zap.Strings("brokers", p.cfg.Brokers),
+		zap.Duration("wait", wait), zap.Error(err))
+}
+
+// topicError is a failure to create a topic; permanent when Kafka answered
+// and refused (authorization, a bad config), as opposed to not answering.
+type topicError struct {
+	err       error
+	permanent bool
+}
+
+func (e *topicError) Error() string { return e.err.Error() }
+func (e *topicError) Unwrap() error { return e.err }
+
 // ensureTopic creates topic with the source topic's partition count when it
 // does not exist.
 func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
@@ -228,7 +277,11 @@ func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
 		err = res.Errors[topic]
 	}
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("processor: creating dead-letter topic %q (PRISM_DLQ_TOPIC): %w", topic, err)
+		var ke kafka.Error
+		return &topicError{
+			err:       fmt.Errorf("processor: creating dead-letter topic %q (PRISM_DLQ_TOPIC): %w", topic, err),
+			permanent: errors.As(err, &ke) && !ke.Temporary(),
+		}
 	}
 	return nil
 }

@@ -94,15 +94,6 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 		}
 	}
 
-	store, err := integrations.NewStore(integrations.StoreConfig{
-		Topic: s.IntegrationsTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport,
-		Create: true, Logger: log.Named("integrations"),
-	})
-	if err != nil {
-		return err
-	}
-	svc := integrations.NewService(store, keys, nil, log.Named("integrations"))
-
 	proc, err := processor.New(pcfg, processor.Deps{
 		Router:      snk,
 		Horizon:     snk,
@@ -114,12 +105,20 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 	if err != nil {
 		return err
 	}
+	store, err := integrations.NewStore(integrations.StoreConfig{
+		Topic: s.IntegrationsTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport,
+		Create: true, Logger: log.Named("integrations"), Outage: proc,
+	})
+	if err != nil {
+		return err
+	}
+	svc := integrations.NewService(store, keys, nil, log.Named("integrations"))
 
 	// The HTTP endpoints come up first, so that /healthz answers while the
 	// store is read; /readyz waits for the consumer group, which is joined
 	// only after it.
 	board := integrations.NewBoard(integrations.BoardConfig{
-		Topic: s.StatusTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport, Logger: log.Named("status"),
+		Topic: s.StatusTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport, Logger: log.Named("status"), Outage: proc,
 	}, svc, snk.TenantStatus)
 	var apiHandler http.Handler
 	if tokens != nil {
