@@ -377,7 +377,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, tk Token) error 
 	if aerr != nil {
 		return aerr
 	}
-	if _, taken := integrations.OrgOwner(s.store.List(), req.OrgID); taken {
+	if _, taken := s.store.Owner(req.OrgID); taken {
 		return storeError(integrations.ErrConflict)
 	}
 	kc, err := s.checkKeys(r.Context(), tk, site, req.APIKey, req.AppKey)

@@ -28,6 +28,7 @@ type Integrations interface {
 	Retry(ctx context.Context, id string) (integrations.Integration, error)
 	Delete(ctx context.Context, id string) error
 	Get(id string) (integrations.Integration, bool)
+	Owner(org string) (integrations.Integration, bool)
 	List() []integrations.Integration
 	Ready() bool
 }

@@ -48,7 +48,7 @@ type Service struct {
 	mu       sync.Mutex
 	fileKeys map[string]fileKeys // org id -> keys read from this replica's tenants file
 	file     string
-	fileSeen map[string]bool // org ids of the last file load
+	fileSeen map[string]sink.Tenant // the entries of this replica's last file load, by org id
 }
 
 type fileKeys struct{ api, app sink.Secret }
@@ -97,7 +97,7 @@ func (s *Service) Create(ctx context.Context, n New) (Integration, error) {
 	if s.keys == nil {
 		return Integration{}, ErrNoKeyring
 	}
-	if _, taken := OrgOwner(s.store.List(), n.OrgID); taken {
+	if _, taken := s.store.Owner(n.OrgID); taken {
 		return Integration{}, ErrConflict
 	}
 	now := s.now().UTC()
@@ -116,7 +116,7 @@ func (s *Service) Create(ctx context.Context, n New) (Integration, error) {
 	}
 	// Two replicas may have taken the same org at once: the fold names one
 	// owner everywhere, and the other withdraws.
-	if owner, _ := OrgOwner(s.store.List(), n.OrgID); owner.ID != got.ID {
+	if owner, _ := s.store.Owner(n.OrgID); owner.ID != got.ID {
 		_ = s.store.Delete(ctx, got.ID)
 		return Integration{}, ErrConflict
 	}
@@ -293,51 +293,76 @@ func FileID(org string) string { return "file-" + org }
 func (s *Service) SyncFile(ctx context.Context, path string, ts []sink.Tenant, first bool) error {
 	s.mu.Lock()
 	keys := make(map[string]fileKeys, len(ts))
-	seen := make(map[string]bool, len(ts))
+	seen := make(map[string]sink.Tenant, len(ts))
 	for _, t := range ts {
 		keys[t.ID] = fileKeys{api: t.APIKey, app: t.AppKey}
-		seen[t.ID] = true
+		seen[t.ID] = t
 	}
 	prevSeen := s.fileSeen
 	s.fileKeys, s.file, s.fileSeen = keys, path, seen
 	s.mu.Unlock()
 
-	var errs []error
-	all := s.store.List()
+	var puts []Integration
+	var dels []string
+	created := map[string]time.Time{} // id -> the cut-off this import wrote
 	for _, t := range ts {
-		if owner, ok := OrgOwner(all, t.ID); ok && owner.ManagedBy == ManagedByAPI {
+		if owner, ok := s.store.Owner(t.ID); ok && owner.ManagedBy == ManagedByAPI {
 			s.log.Error("tenants file entry ignored: the organisation has an integration made through the API; delete one of them",
 				zap.String("tenant", t.ID), zap.String("integration", owner.ID))
 			continue
 		}
-		if err := s.importEntry(ctx, path, t); err != nil {
-			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+		if prev, had := prevSeen[t.ID]; !first && had && prev == t {
+			continue // unchanged since this replica's last load
 		}
-	}
-	for _, in := range all {
-		if in.ManagedBy != ManagedByFile || seen[in.OrgID] {
+		next, exists, changed := s.fileEntry(path, t)
+		if !changed {
 			continue
 		}
-		if first || prevSeen[in.OrgID] {
-			if err := s.store.Delete(ctx, in.ID); err != nil {
-				errs = append(errs, fmt.Errorf("tenant %s: %w", in.OrgID, err))
-				continue
-			}
+		puts = append(puts, next)
+		if !exists {
+			created[next.ID] = next.ConnectedAt
+		}
+	}
+	for _, in := range s.store.List() {
+		if _, inFile := seen[in.OrgID]; in.ManagedBy != ManagedByFile || inFile {
+			continue
+		}
+		if _, had := prevSeen[in.OrgID]; first || had {
+			dels = append(dels, in.ID)
 			s.log.Info("integration removed: its entry left the tenants file", zap.String("tenant", in.OrgID))
 		}
 	}
-	return errors.Join(errs...)
+	if err := s.store.Apply(ctx, puts, dels); err != nil {
+		return err
+	}
+	// Another replica may have imported an entry first: its cut-off holds.
+	// Write it again, so that the last record of the key, the one
+	// compaction keeps, carries the cut-off every replica uses.
+	var repairs []Integration
+	for id, wrote := range created {
+		got, ok := s.store.Get(id)
+		if !ok {
+			continue
+		}
+		if !got.ConnectedAt.Equal(wrote) {
+			repairs = append(repairs, got)
+		} else {
+			s.log.Info("tenants file entry imported", zap.String("tenant", got.OrgID), zap.Time("connected_at", got.ConnectedAt))
+		}
+	}
+	return s.store.Apply(ctx, repairs, nil)
 }
 
-func (s *Service) importEntry(ctx context.Context, path string, t sink.Tenant) error {
+// fileEntry is the integration a tenants-file entry makes: the stored one
+// with the file's fields, or a new one with its cut-off fixed now (a
+// connected_at in the file wins). changed is false when nothing differs.
+func (s *Service) fileEntry(path string, t sink.Tenant) (next Integration, exists, changed bool) {
 	id := FileID(t.ID)
 	cur, exists := s.store.Get(id)
-	next := cur
+	next = cur
 	if !exists {
 		now := s.now().UTC()
-		next = Integration{ID: id, OrgID: t.ID, CreatedAt: now, Version: 0, ManagedBy: ManagedByFile, SyncInterval: t.SyncInterval}
-		// The cut-off is fixed now, once: a connected_at in the file wins,
-		// else this first import's moment.
+		next = Integration{ID: id, OrgID: t.ID, CreatedAt: now, ManagedBy: ManagedByFile, SyncInterval: t.SyncInterval}
 		next.ConnectedAt = t.ConnectedAt.UTC()
 		if t.ConnectedAt.IsZero() {
 			next.ConnectedAt = s.cutoff()
@@ -358,24 +383,11 @@ func (s *Service) importEntry(ctx context.Context, path string, t sink.Tenant) e
 	next.Paused = t.Paused
 	next.APIKeyHint, next.AppKeyHint = KeyHint(string(t.APIKey)), KeyHint(string(t.AppKey))
 	if exists && sameFileFields(cur, next) {
-		return nil
+		return next, true, false
 	}
 	next.Version = cur.Version + 1
 	next.UpdatedAt = s.now().UTC()
-	got, err := s.store.Put(ctx, next)
-	if err != nil {
-		return err
-	}
-	if !got.ConnectedAt.Equal(next.ConnectedAt) {
-		// Another replica imported the entry first and its cut-off holds.
-		// Write it again so that the last record of the key, the one
-		// compaction keeps, carries the cut-off every replica uses.
-		_, err = s.store.Put(ctx, got)
-	}
-	if !exists {
-		s.log.Info("tenants file entry imported", zap.String("tenant", t.ID), zap.Time("connected_at", got.ConnectedAt))
-	}
-	return err
+	return next, exists, true
 }
 
 func sameFileFields(a, b Integration) bool {
@@ -393,7 +405,7 @@ func (s *Service) Tenants() []sink.Tenant {
 	defer s.mu.Unlock()
 	out := make([]sink.Tenant, 0, len(all))
 	for _, in := range all {
-		if owner, _ := OrgOwner(all, in.OrgID); owner.ID != in.ID {
+		if owner, _ := s.store.Owner(in.OrgID); owner.ID != in.ID {
 			continue
 		}
 		t := sink.Tenant{
@@ -504,6 +516,9 @@ func (s *Service) Reseal(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Owner returns the integration that holds an org.
+func (s *Service) Owner(org string) (Integration, bool) { return s.store.Owner(org) }
 
 // Get returns the integration with this id.
 func (s *Service) Get(id string) (Integration, bool) { return s.store.Get(id) }

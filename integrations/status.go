@@ -69,7 +69,8 @@ type Board struct {
 	log    *zap.Logger
 
 	mu      sync.RWMutex
-	entries map[string]status // by key
+	entries map[string]status            // by key
+	byInt   map[string]map[string]status // integration -> member -> status
 	ready   bool
 }
 
@@ -95,6 +96,7 @@ func NewBoard(cfg BoardConfig, svc *Service, local LocalStatus) *Board {
 		topic:  newTopic(cfg.Topic, "PRISM_STATUS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, true, nil, cfg.Logger, cfg.Outage),
 		member: member, svc: svc, local: local, now: time.Now, log: cfg.Logger,
 		entries: map[string]status{},
+		byInt:   map[string]map[string]status{},
 	}
 }
 
@@ -106,8 +108,14 @@ func (b *Board) Run(ctx context.Context) error {
 		key := string(m.Key)
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if len(m.Value) == 0 {
+		if old, ok := b.entries[key]; ok {
+			delete(b.byInt[old.Integration], old.Member)
+			if len(b.byInt[old.Integration]) == 0 {
+				delete(b.byInt, old.Integration)
+			}
 			delete(b.entries, key)
+		}
+		if len(m.Value) == 0 {
 			return
 		}
 		var st status
@@ -116,6 +124,10 @@ func (b *Board) Run(ctx context.Context) error {
 			return
 		}
 		b.entries[key] = st
+		if b.byInt[st.Integration] == nil {
+			b.byInt[st.Integration] = map[string]status{}
+		}
+		b.byInt[st.Integration][st.Member] = st
 	}, func() { b.mu.Lock(); b.ready = true; b.mu.Unlock() })
 }
 
@@ -166,19 +178,13 @@ func sameStatus(a, b status) bool {
 
 // mine is this replica's status of every integration its sink holds.
 func (b *Board) mine(now time.Time) []status {
-	owners := map[string]string{}
-	all := b.svc.List()
-	for _, in := range all {
-		if owner, _ := OrgOwner(all, in.OrgID); owner.ID == in.ID {
-			owners[in.OrgID] = in.ID
-		}
-	}
 	var out []status
 	for _, ts := range b.local() {
-		id, ok := owners[ts.ID]
+		owner, ok := b.svc.Owner(ts.ID)
 		if !ok {
 			continue
 		}
+		id := owner.ID
 		l := liveOf(ts)
 		out = append(out, status{Integration: id, Member: b.member, State: l.State, Message: l.Message, LastSynced: l.LastSyncedAt,
 			LogsSent: l.LogsSent, PointsSent: l.PointsSent, Failed: l.BatchesFailed, At: now})
@@ -260,7 +266,7 @@ func folded(archive status, member string) bool {
 // Live sums an org's statuses over every replica: this one's from its sink
 // (the freshest), the others' from the topic.
 func (b *Board) Live(org string) (Live, bool) {
-	in, ok := OrgOwner(b.svc.List(), org)
+	in, ok := b.svc.Owner(org)
 	if !ok {
 		return Live{}, false
 	}
@@ -279,9 +285,10 @@ func (b *Board) Live(org string) (Live, bool) {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	archive := b.entries[statusKey(in.ID, archiveMember)]
-	for _, st := range b.entries {
-		if st.Integration != in.ID || st.Member == b.member {
+	of := b.byInt[in.ID]
+	archive := of[archiveMember]
+	for _, st := range of {
+		if st.Member == b.member {
 			continue
 		}
 		if st.Member != archiveMember && folded(archive, st.Member) {

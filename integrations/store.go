@@ -41,8 +41,9 @@ type Store struct {
 
 	mu      sync.RWMutex
 	byID    map[string]*Integration
-	applied int64         // offset of the last record read, -1 before any
-	moved   chan struct{} // closed and replaced whenever applied moves
+	byOrg   map[string]map[string]bool // org id -> integration ids
+	applied int64                      // offset of the last record read, -1 before any
+	moved   chan struct{}              // closed and replaced whenever applied moves
 	ready   bool
 	subs    []func()
 }
@@ -63,6 +64,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		topic:   newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger, cfg.Outage),
 		log:     cfg.Logger,
 		byID:    map[string]*Integration{},
+		byOrg:   map[string]map[string]bool{},
 		applied: -1,
 		moved:   make(chan struct{}),
 	}, nil
@@ -87,15 +89,16 @@ func (s *Store) Ready() bool {
 // Run creates the topic if asked to, reads it to its end, calls caughtUp,
 // then follows it until ctx ends. It returns ctx's error on a stop.
 func (s *Store) Run(ctx context.Context, caughtUp func()) error {
-	return s.topic.follow(ctx, func(m kafka.Message, caughtUpNow bool) {
-		changed := s.apply(m)
-		if caughtUpNow {
-			return
-		}
-		if changed && s.Ready() {
+	pending := false
+	return s.topic.follow(ctx, func(m kafka.Message, last bool) {
+		// Subscribers rebuild every tenant: a burst of changes (a tenants
+		// file of thousands imported at once) is told once, at its end.
+		pending = s.apply(m) || pending
+		if pending && last && s.Ready() {
+			pending = false
 			s.notify()
 		}
-	}, func() { s.markReady(caughtUp) })
+	}, func() { pending = false; s.markReady(caughtUp) })
 }
 
 func (s *Store) markReady(caughtUp func()) {
@@ -139,6 +142,12 @@ func (s *Store) apply(m kafka.Message) (changed bool) {
 	}
 	s.mu.Lock()
 	prev := s.byID[id]
+	if prev != nil {
+		delete(s.byOrg[prev.OrgID], id)
+		if len(s.byOrg[prev.OrgID]) == 0 {
+			delete(s.byOrg, prev.OrgID)
+		}
+	}
 	switch {
 	case next == nil:
 		changed = prev != nil
@@ -149,6 +158,10 @@ func (s *Store) apply(m kafka.Message) (changed bool) {
 			next.CreatedAt = prev.CreatedAt
 		}
 		s.byID[id] = next
+		if s.byOrg[next.OrgID] == nil {
+			s.byOrg[next.OrgID] = map[string]bool{}
+		}
+		s.byOrg[next.OrgID][id] = true
 		changed = true
 	}
 	s.mu.Unlock()
@@ -204,21 +217,23 @@ func (s *Store) List() []Integration {
 	return out
 }
 
-// OrgOwner returns the integration that holds an org: when two replicas
+// Owner returns the integration that holds an org: when two replicas
 // created one for the same org at the same moment, the one created first
 // (then the lower id) holds it, on every replica.
-func OrgOwner(all []Integration, org string) (Integration, bool) {
-	var best Integration
-	found := false
-	for _, in := range all {
-		if in.OrgID != org {
-			continue
-		}
-		if !found || in.CreatedAt.Before(best.CreatedAt) || in.CreatedAt.Equal(best.CreatedAt) && in.ID < best.ID {
-			best, found = in, true
+func (s *Store) Owner(org string) (Integration, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var best *Integration
+	for id := range s.byOrg[org] {
+		in := s.byID[id]
+		if best == nil || in.CreatedAt.Before(best.CreatedAt) || in.CreatedAt.Equal(best.CreatedAt) && in.ID < best.ID {
+			best = in
 		}
 	}
-	return best, found
+	if best == nil {
+		return Integration{}, false
+	}
+	return *best, true
 }
 
 // Put writes in and returns once this replica has read it back, with the
@@ -236,6 +251,40 @@ func (s *Store) Put(ctx context.Context, in Integration) (Integration, error) {
 		return Integration{}, fmt.Errorf("integrations: %s was deleted meanwhile", in.ID)
 	}
 	return got, nil
+}
+
+// Apply writes many changes at once (puts, then tombstones for dels), in
+// requests of at most 500 records, and returns once this replica has read
+// the last back: a tenants file of thousands imports in a few requests, not
+// one round trip each.
+func (s *Store) Apply(ctx context.Context, puts []Integration, dels []string) error {
+	recs := make([]kafka.Record, 0, len(puts)+len(dels))
+	for _, in := range puts {
+		value, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, record(in.ID, value))
+	}
+	for _, id := range dels {
+		recs = append(recs, record(id, nil))
+	}
+	last := int64(-1)
+	for len(recs) > 0 {
+		n := min(len(recs), 500)
+		base, err := s.topic.produce(ctx, recs[:n]...)
+		if err != nil {
+			return err
+		}
+		last = base + int64(n) - 1
+		recs = recs[n:]
+	}
+	if last < 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return s.waitApplied(wctx, last)
 }
 
 // Delete writes a tombstone for id and returns once it has been read back.

@@ -51,10 +51,11 @@ func newTopic(name, env string, brokers []string, dialer *kafka.Dialer, transpor
 // follow creates the topic if asked to, reads it from its start, calls
 // caughtUp once it has read what the topic held when it began (at once
 // when empty), and keeps reading until ctx ends. apply gets every record;
-// caughtUpNow is true for the record that completes the first read. Kafka
-// not answering (a broker restarting, a topic another replica is creating)
-// is waited out with backoff.
-func (t *topic) follow(ctx context.Context, apply func(m kafka.Message, caughtUpNow bool), caughtUp func()) error {
+// last is true when it was the last record the topic held when it was
+// fetched, so that a burst of changes is acted on once. Kafka not answering
+// (a broker restarting, a topic another replica is creating) is waited out
+// with backoff.
+func (t *topic) follow(ctx context.Context, apply func(m kafka.Message, last bool), caughtUp func()) error {
 	var end int64
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		err := error(nil)
@@ -118,7 +119,7 @@ func (t *topic) follow(ctx context.Context, apply func(m kafka.Message, caughtUp
 			continue
 		}
 		now := !caught && m.Offset+1 >= end
-		apply(m, now)
+		apply(m, m.Offset+1 >= m.HighWaterMark)
 		if now {
 			caught = true
 			caughtUp()

@@ -254,7 +254,7 @@ func demoSecrets(dir string) (secretsKey, token, tokensFile string, err error) {
 // restarted on the same broker) are left as they are.
 func connectDemoTenants(ctx context.Context, r *running, realKey, realSite string) error {
 	for _, t := range demoTenants {
-		if _, taken := integrations.OrgOwner(r.store.List(), t.id); taken {
+		if _, taken := r.store.Owner(t.id); taken {
 			continue
 		}
 		key, site := "demo-key-"+t.id, t.site
