@@ -5,7 +5,7 @@ GO ?= go
 export GOFLAGS ?= -buildvcs=false
 KAFKA_LOCAL := deployments/kafka-local/kafka.sh
 
-.PHONY: run build test test-unit test-integration test-kafka test-deploy vet fmt-check fuzz bench docker clean
+.PHONY: run build test test-unit test-integration test-kafka test-deploy vet fmt-check fuzz bench bench-capacity docker clean
 
 run:
 	$(GO) run ./cmd/prism-exporter demo
@@ -15,10 +15,11 @@ build:
 	$(GO) build -o bin/prism-trafficgen ./cmd/prism-trafficgen
 
 # The whole suite: static checks, unit and kfake integration tests with the
-# race detector, then the integration and fault tests again against a real
-# Apache Kafka 4.x broker that the script fetches and starts on loopback, then
-# the deployment files against the exporter.
-test: vet fmt-check test-unit test-integration test-kafka test-deploy
+# race detector, the console in a real headless Chromium, then the
+# integration and fault tests again against a real Apache Kafka 4.x broker
+# that the script fetches and starts on loopback, then the deployment files
+# against the exporter.
+test: vet fmt-check test-unit test-integration test-browser test-kafka test-deploy
 
 vet:
 	$(GO) vet ./...
@@ -61,6 +62,11 @@ fuzz:
 bench:
 	@bash deployments/bench.sh
 
+# The capacity phase of make bench alone: 10,000 tenants on 48 partitions
+# (docs/benchmarks.md, Capacity).
+bench-capacity:
+	@BENCH_PHASES=capacity BENCH_STAGES=0 bash deployments/bench.sh
+
 # The image's build is deployments/build.sh: static, -trimpath, and the
 # version stamped (prism-exporter version prints it).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -76,4 +82,4 @@ clean:
 # screenshots of each step went.
 .PHONY: test-browser
 test-browser:
-	bash deployments/with-chromium.sh $(GO) test -count=1 -timeout 20m -v -run Browser ./cmd/prism-exporter/
+	@set -o pipefail; bash deployments/with-chromium.sh $(GO) test -count=1 -timeout 20m -v -run Browser ./cmd/prism-exporter/ 2>&1 | grep -v -E 'dead-lettered|^=== (RUN|PAUSE|CONT)'

@@ -17,6 +17,7 @@ import (
 
 	"github.com/futureagi/prism-exporter/aggregate"
 	"github.com/futureagi/prism-exporter/api"
+	"github.com/futureagi/prism-exporter/console"
 	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/processor"
 	"github.com/futureagi/prism-exporter/sink"
@@ -247,6 +248,9 @@ func listen(s settings, ops, apiHandler http.Handler, log *zap.Logger) (*servers
 			apiMux = http.NewServeMux()
 		}
 		apiMux.Handle("/api/", apiHandler)
+		// The console only calls the API: it is served where the API is.
+		apiMux.Handle("/ui/", console.Handler())
+		apiMux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	}
 	start := func(addr, env string, h http.Handler, tc *tls.Config) (string, error) {
 		ln, err := net.Listen("tcp", addr)
