@@ -52,7 +52,8 @@ test-deploy:
 # target at a time). FUZZTIME is per target.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schemas:FuzzDecode ./sink:FuzzParseTenants ./sink:FuzzServerWait \
-	./processor:FuzzParseResumeMeta ./sink/ddfake:FuzzCheapCounters
+	./processor:FuzzParseResumeMeta ./sink/ddfake:FuzzCheapCounters \
+	./api:FuzzParseTokens ./api:FuzzRequests
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \

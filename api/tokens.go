@@ -126,13 +126,35 @@ func parseTokens(data []byte) ([]Token, error) {
 }
 
 // scrub keeps a YAML error's position and drops the text it quotes: a
-// token pasted in clear by mistake must not reach a log.
+// token pasted in clear by mistake (as a value, or as a field name when its
+// colon is missing) must not reach a log. Quoted values are cut, and any
+// run of 16 or more letters and digits left is replaced by its length.
 func scrub(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, "`"); i >= 0 {
 		msg = msg[:i] + "(value not shown)"
 	}
-	return msg
+	var b strings.Builder
+	run := 0
+	flush := func(end int) {
+		if run >= 16 {
+			fmt.Fprintf(&b, "<%d characters>", run)
+		} else {
+			b.WriteString(msg[end-run : end])
+		}
+		run = 0
+	}
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			run++
+			continue
+		}
+		flush(i)
+		b.WriteByte(c)
+	}
+	flush(len(msg))
+	return b.String()
 }
 
 // lookup finds the token whose SHA-256 matches. Every entry is compared, in

@@ -7,11 +7,15 @@
 #      on its own ports, so that a `make test-kafka` running at the same time
 #      keeps its broker;
 #   3. runs prism-bench: pre-load, floor consumer, the exporter end to end as
-#      its own process, its CPU profile, freshness under live traffic;
+#      its own process, its CPU profile, freshness under live traffic, and
+#      capacity (10,000 tenants on 48 partitions: records/s per core, peak
+#      RSS per replica, memory per open tenant window, rebalance time);
 #   4. stops the broker, then runs the stage benchmarks (go test -bench) and,
 #      when it can be fetched, summarises them with benchstat.
 #
 # Environment (all optional):
+#   BENCH_PHASES       prism-bench phases (e2e,floor,profile,fresh,capacity);
+#                      make bench-capacity runs capacity alone
 #   BENCH_RECORDS      records pre-loaded (2000000)
 #   BENCH_TENANTS      tenants (50)
 #   BENCH_OUT          results directory (${TMPDIR:-/tmp}/prism-bench-<time>)
@@ -19,6 +23,10 @@
 #   BENCH_FRESH_FOR    how long each freshness load runs (40s)
 #   BENCH_STAGES       1: also run the stage benchmarks (1)
 #   BENCH_BENCHTIME    -benchtime of the stage benchmarks (1s)
+#   BENCH_CAPACITY_TENANTS, BENCH_CAPACITY_PARTITIONS, BENCH_CAPACITY_RECORDS
+#                      the capacity phase's tenants (10000), partitions (48)
+#                      and pre-loaded records (2000000)
+#   BENCH_TIMEOUT      prism-bench gives up after this (12m, plus 10m with capacity)
 #   BENCH_ARGS         more prism-bench flags (go run ./cmd/prism-bench -h)
 #   BENCH_KAFKA_PORT, BENCH_KAFKA_CONTROLLER_PORT   broker ports (39192, 39193)
 set -euo pipefail
@@ -34,6 +42,34 @@ profile=${BENCH_PROFILE:-1}
 fresh_for=${BENCH_FRESH_FOR:-40s}
 stages=${BENCH_STAGES:-1}
 benchtime=${BENCH_BENCHTIME:-1s}
+phases=${BENCH_PHASES:-e2e,floor,profile,fresh,capacity}
+cap_tenants=${BENCH_CAPACITY_TENANTS:-10000}
+cap_partitions=${BENCH_CAPACITY_PARTITIONS:-48}
+cap_records=${BENCH_CAPACITY_RECORDS:-2000000}
+has_phase() { [[ ",$phases," == *",$1,"* ]]; }
+# BENCH_PROFILE=0 drops the profile phase even when BENCH_PHASES names it.
+if [ "$profile" != 1 ]; then
+	kept=""
+	IFS=, read -ra listed <<<"$phases"
+	for p in ${listed[@]+"${listed[@]}"}; do
+		if [ "$p" != profile ]; then
+			kept=${kept:+$kept,}$p
+		fi
+	done
+	phases=$kept
+fi
+if [ -z "${BENCH_TIMEOUT:-}" ]; then
+	minutes=0
+	for p in e2e floor profile fresh; do
+		if has_phase "$p"; then
+			minutes=12
+		fi
+	done
+	if has_phase capacity; then
+		minutes=$((minutes + 10))
+	fi
+	BENCH_TIMEOUT=$((minutes > 0 ? minutes : 12))m
+fi
 
 say() { printf 'bench.sh: %s\n' "$*" >&2; }
 die() {
@@ -56,9 +92,11 @@ say "building into $tmp"
 "$GO" build -o "$tmp/prism-exporter" ./cmd/prism-exporter
 "$GO" build -o "$tmp/prism-bench" ./cmd/prism-bench
 prof_args=()
-if [ "$profile" = 1 ]; then
-	# The profiling copy: the same package plus one file that serves pprof on
-	# PRISM_BENCH_PPROF_ADDR. The overlay adds the file only to this build.
+if has_phase profile || has_phase capacity; then
+	# The profiling copy: the same package plus one file that serves pprof
+	# (and a forced-GC memory reading, for the capacity phase's memory per
+	# window) on PRISM_BENCH_PPROF_ADDR. The overlay adds the file only to
+	# this build.
 	printf '{"Replace":{"%s":"%s"}}\n' "$repo/cmd/prism-exporter/zz_bench_pprof.go" \
 		"$repo/cmd/prism-bench/testdata/exporter_pprof.go" >"$tmp/overlay.json"
 	"$GO" build -overlay "$tmp/overlay.json" -o "$tmp/prism-exporter-pprof" ./cmd/prism-exporter
@@ -74,8 +112,9 @@ say "results go to $out"
 bash "$here/with-kafka.sh" "$tmp/prism-bench" \
 	-exporter "$tmp/prism-exporter" ${prof_args[@]+"${prof_args[@]}"} \
 	-kafka-pid-file "$KAFKA_LOCAL_STATE/kafka.pid" \
-	-records "$records" -tenants "$tenants" -fresh-for "$fresh_for" \
-	-out "$out" -timeout 12m ${BENCH_ARGS:-}
+	-phases "$phases" -records "$records" -tenants "$tenants" -fresh-for "$fresh_for" \
+	-capacity-tenants "$cap_tenants" -capacity-partitions "$cap_partitions" -capacity-records "$cap_records" \
+	-out "$out" -timeout "$BENCH_TIMEOUT" ${BENCH_ARGS:-}
 
 if [ "$stages" = 1 ]; then
 	say "stage benchmarks (broker stopped): go test -bench . -benchmem -count=5 -benchtime=$benchtime"

@@ -269,15 +269,9 @@ func (s *Store) Apply(ctx context.Context, puts []Integration, dels []string) er
 	for _, id := range dels {
 		recs = append(recs, record(id, nil))
 	}
-	last := int64(-1)
-	for len(recs) > 0 {
-		n := min(len(recs), 500)
-		base, err := s.topic.produce(ctx, recs[:n]...)
-		if err != nil {
-			return err
-		}
-		last = base + int64(n) - 1
-		recs = recs[n:]
+	last, err := s.topic.produce(ctx, recs...)
+	if err != nil {
+		return err
 	}
 	if last < 0 {
 		return nil
@@ -294,11 +288,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // produce writes one record and waits until the follower has read it.
 func (s *Store) produce(ctx context.Context, key string, value []byte) error {
-	base, err := s.topic.produce(ctx, record(key, value))
+	last, err := s.topic.produce(ctx, record(key, value))
 	if err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return s.waitApplied(wctx, base)
+	return s.waitApplied(wctx, last)
 }

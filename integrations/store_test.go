@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -162,5 +163,28 @@ func rawTopic(t *testing.T, brokers []string) string {
 		b.Write(m.Key)
 		b.Write(m.Value)
 		b.WriteByte('\n')
+	}
+}
+
+// TestProduceSplitsLargeBursts: every status of thousands of integrations
+// in one publication is more than the broker takes in one request (its
+// message size limit); produce splits it and returns the last offset.
+func TestProduceSplitsLargeBursts(t *testing.T) {
+	brokers := newCluster(t)
+	tp := newTopic("burst", "TEST", brokers, nil, nil, true, nil, nil, nil)
+	if err := EnsureCompactedTopic(context.Background(), tp.client, "burst", "TEST", nil); err != nil {
+		t.Fatal(err)
+	}
+	value := []byte(strings.Repeat("x", 2048))
+	var recs []kafka.Record
+	for i := 0; i < 1500; i++ { // 3 MB
+		recs = append(recs, record(fmt.Sprintf("k%d", i), value))
+	}
+	last, err := tp.produce(context.Background(), recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != 1499 {
+		t.Fatalf("last offset %d, want 1499", last)
 	}
 }

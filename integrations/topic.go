@@ -153,22 +153,33 @@ func record(key string, value []byte) kafka.Record {
 	return r
 }
 
-// produce writes records, acknowledged by every in-sync replica, and
-// returns the offset of the first.
-func (t *topic) produce(ctx context.Context, recs ...kafka.Record) (int64, error) {
-	res, err := t.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        t.name,
-		Partition:    0,
-		RequiredAcks: kafka.RequireAll,
-		Records:      kafka.NewRecordReader(recs...),
-	})
-	if err == nil && res.Error != nil {
-		err = res.Error
+// maxPerRequest bounds the records of one produce request, so that a
+// burst (every status of 10,000 integrations, a large tenants file) stays
+// under the broker's message size limit.
+const maxPerRequest = 500
+
+// produce writes records, acknowledged by every in-sync replica, in
+// requests of at most maxPerRequest, and returns the offset of the last.
+func (t *topic) produce(ctx context.Context, recs ...kafka.Record) (last int64, err error) {
+	last = -1
+	for len(recs) > 0 {
+		n := min(len(recs), maxPerRequest)
+		res, err := t.client.Produce(ctx, &kafka.ProduceRequest{
+			Topic:        t.name,
+			Partition:    0,
+			RequiredAcks: kafka.RequireAll,
+			Records:      kafka.NewRecordReader(recs[:n]...),
+		})
+		if err == nil && res.Error != nil {
+			err = res.Error
+		}
+		if err != nil {
+			return last, fmt.Errorf("writing to %q (%s): %w", t.name, t.env, err)
+		}
+		last = res.BaseOffset + int64(n) - 1
+		recs = recs[n:]
 	}
-	if err != nil {
-		return 0, fmt.Errorf("writing to %q (%s): %w", t.name, t.env, err)
-	}
-	return res.BaseOffset, nil
+	return last, nil
 }
 
 // EnsureCompactedTopic creates a one-partition compacted topic when it is

@@ -24,6 +24,7 @@ import (
 type exporterRun struct {
 	cmd      *exec.Cmd
 	pid      int
+	started  time.Time // just after the process was started
 	httpAddr string
 	log      string // its stderr and stdout
 	done     chan error
@@ -41,6 +42,24 @@ type exporterSpec struct {
 	ddURL    string
 	lateness time.Duration
 	extraEnv []string
+
+	// httpAddr is its PRISM_HTTP_ADDR; empty: -http-addr. Two exporters
+	// at once (the capacity phase's rebalance) need two.
+	httpAddr string
+	// logLevel is its PRISM_LOG_LEVEL; empty: warn.
+	logLevel string
+	// integrations and status are its PRISM_INTEGRATIONS_TOPIC and
+	// PRISM_STATUS_TOPIC; empty: named after the group, so that every run
+	// imports its tenants file into topics of its own and no run reads an
+	// earlier run's integrations or status. Replicas of one group share them.
+	integrations, status string
+}
+
+func (s exporterSpec) addr(c config) string {
+	if s.httpAddr != "" {
+		return s.httpAddr
+	}
+	return c.httpAddr
 }
 
 // writeTenants writes a tenants file: every benchmark tenant, all with the
@@ -69,6 +88,16 @@ func accounts(ids []string) []ddfake.Account {
 // environ is the exporter's configuration, as harness_test.go's environ()
 // gives it to a child process: PRISM_* variables, everything else default.
 func (c config) environ(s exporterSpec) []string {
+	integrations, status, level := s.integrations, s.status, s.logLevel
+	if integrations == "" {
+		integrations = s.group + ".integrations"
+	}
+	if status == "" {
+		status = s.group + ".status"
+	}
+	if level == "" {
+		level = "warn"
+	}
 	env := append(os.Environ(),
 		"PRISM_KAFKA_BROKERS="+strings.Join(c.brokers, ","),
 		"PRISM_KAFKA_TOPIC="+s.topic,
@@ -82,8 +111,10 @@ func (c config) environ(s exporterSpec) []string {
 		"PRISM_ALLOWED_LATENESS="+s.lateness.String(),
 		"PRISM_COMMIT_INTERVAL=500ms",
 		"PRISM_DRAIN_TIMEOUT=5s",
-		"PRISM_HTTP_ADDR="+c.httpAddr,
-		"PRISM_LOG_LEVEL=warn",
+		"PRISM_INTEGRATIONS_TOPIC="+integrations,
+		"PRISM_STATUS_TOPIC="+status,
+		"PRISM_HTTP_ADDR="+s.addr(c),
+		"PRISM_LOG_LEVEL="+level,
 	)
 	return append(env, s.extraEnv...)
 }
@@ -91,9 +122,11 @@ func (c config) environ(s exporterSpec) []string {
 // startExporter starts the exporter child and waits until it is a member of
 // the group (/readyz), or fails saying where its log is.
 func startExporter(c config, s exporterSpec) (*exporterRun, error) {
-	if err := portFree(c.httpAddr); err != nil {
+	addr, err := pickAddr(s.addr(c))
+	if err != nil {
 		return nil, err
 	}
+	s.httpAddr = addr
 	logPath := filepath.Join(c.out, s.name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
@@ -108,9 +141,27 @@ func startExporter(c config, s exporterSpec) (*exporterRun, error) {
 		_ = lf.Close()
 		return nil, fmt.Errorf("starting %s: %w (build it with go build -o %s ./cmd/prism-exporter)", s.binary, err, s.binary)
 	}
-	er := &exporterRun{cmd: cmd, pid: cmd.Process.Pid, httpAddr: c.httpAddr, log: logPath, done: make(chan error, 1), logFile: lf}
+	er := &exporterRun{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), httpAddr: addr, log: logPath, done: make(chan error, 1), logFile: lf}
 	go func() { er.done <- cmd.Wait() }()
 	return er, nil
+}
+
+// pickAddr is addr when nothing listens there, or else a free loopback port:
+// a test running at the same time may hold a fixed port for a moment (the
+// kernel hands out ports in this range as ephemeral ones), and the
+// benchmark would fail for nothing. Whatever held it is not measured: the
+// exporter is reached at the address returned.
+func pickAddr(addr string) (string, error) {
+	if portFree(addr) == nil {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("%s is in use and no other loopback port is free: %w", addr, err)
+	}
+	defer ln.Close()
+	fmt.Fprintf(os.Stderr, "prism-bench: %s is in use; using %s instead\n", addr, ln.Addr())
+	return ln.Addr().String(), nil
 }
 
 // waitReady polls /readyz until the exporter has joined the group.
@@ -252,6 +303,20 @@ func selfCPU() time.Duration {
 
 // scrape reads the exporter's /metrics and sums each metric over its labels.
 func scrape(ctx context.Context, addr string) (map[string]float64, error) {
+	series, err := scrapeSeries(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for k, v := range series {
+		out[metricName(k)] += v
+	}
+	return out, nil
+}
+
+// scrapeSeries reads the exporter's /metrics, one value per series, keyed
+// as the exposition writes it: name{label="value",...}.
+func scrapeSeries(ctx context.Context, addr string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -263,8 +328,12 @@ func scrape(ctx context.Context, addr string) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scraping the exporter's /metrics: %s", resp.Status)
 	}
+	return parseExposition(resp.Body)
+}
+
+func parseExposition(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -275,17 +344,41 @@ func scrape(ctx context.Context, addr string) (map[string]float64, error) {
 		if sp < 0 {
 			continue
 		}
-		name := line[:sp]
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
-		}
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
 		if err != nil {
 			continue
 		}
-		out[name] += v
+		out[line[:sp]] += v
 	}
 	return out, sc.Err()
+}
+
+func metricName(series string) string {
+	if i := strings.IndexByte(series, '{'); i >= 0 {
+		return series[:i]
+	}
+	return series
+}
+
+// sumWhere sums the series of metric name whose labels include every one of
+// labels (each written as the exposition does: key="value").
+func sumWhere(series map[string]float64, name string, labels ...string) float64 {
+	var sum float64
+next:
+	for k, v := range series {
+		if metricName(k) != name {
+			continue
+		}
+		ls := k[len(name):]
+		for _, l := range labels {
+			if !strings.Contains(ls, "{"+l+",") && !strings.Contains(ls, "{"+l+"}") &&
+				!strings.Contains(ls, ","+l+",") && !strings.Contains(ls, ","+l+"}") {
+				continue next
+			}
+		}
+		sum += v
+	}
+	return sum
 }
 
 // standIn hosts the Datadog stand-ins on one loopback listener: logs go to

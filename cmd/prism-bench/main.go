@@ -3,7 +3,8 @@
 // (make bench) builds the binaries, starts the broker and runs it.
 //
 //	prism-bench [flags]        the benchmark: pre-load, floor, end to end,
-//	                           CPU profile, freshness; results in -out
+//	                           CPU profile, freshness, capacity (10,000
+//	                           tenants on 48 partitions); results in -out
 //	prism-bench floor [flags]  the floor consumer, run by the benchmark as a
 //	                           child process so that its CPU and memory are its own
 //
@@ -88,6 +89,19 @@ type config struct {
 	totalTimeout time.Duration
 
 	standInProfile bool
+
+	// The capacity phase (capacity.go).
+	capTenants        int
+	capPartitions     int
+	capRecords        int
+	capWindow         time.Duration
+	capFor            time.Duration
+	capPerWindow      int
+	capBudgetMiB      int
+	capRebalanceAfter time.Duration
+	capTimeout        time.Duration
+	capSteps          map[string]bool
+	httpAddr2         string // the second exporter's PRISM_HTTP_ADDR (rebalance)
 }
 
 func parseFlags(args []string) (config, error) {
@@ -99,7 +113,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.out, "out", "", "directory for results, logs and profiles (default: a new temporary directory)")
 	fs.IntVar(&c.kafkaPID, "kafka-pid", 0, "pid of the broker, to report its CPU time too (optional)")
 	pidFile := fs.String("kafka-pid-file", "", "file holding the broker's pid (deployments/kafka-local/kafka.sh writes $KAFKA_LOCAL_STATE/kafka.pid); optional")
-	phases := fs.String("phases", "e2e,floor,profile,fresh", "what to run, comma-separated: e2e, floor, profile, fresh")
+	phases := fs.String("phases", "e2e,floor,profile,fresh,capacity", "what to run, comma-separated: e2e, floor, profile, fresh, capacity")
 
 	fs.IntVar(&c.records, "records", 2_000_000, "records pre-loaded for the end-to-end and floor runs")
 	fs.IntVar(&c.tenants, "tenants", 50, "tenants (organisations) the records are spread over")
@@ -120,6 +134,18 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.freshWindow, "fresh-window", 10*time.Second, "freshness: tenants' sync_interval")
 	fs.DurationVar(&c.freshLateness, "fresh-lateness", 2*time.Second, "freshness: PRISM_ALLOWED_LATENESS")
 
+	fs.IntVar(&c.capTenants, "capacity-tenants", 10_000, "capacity: tenants in the tenants file and the traffic")
+	fs.IntVar(&c.capPartitions, "capacity-partitions", 48, "capacity: partitions of the capacity topics")
+	fs.IntVar(&c.capRecords, "capacity-records", 2_000_000, "capacity: records pre-loaded for the throughput and rebalance steps")
+	fs.DurationVar(&c.capWindow, "capacity-window", 5*time.Minute, "capacity: tenants' sync_interval in the throughput and rebalance steps")
+	fs.DurationVar(&c.capFor, "capacity-for", 2*time.Minute, "capacity: the throughput step stops measuring this long after the exporter joined, done or not")
+	fs.IntVar(&c.capPerWindow, "capacity-window-records", 2, "capacity: records per tenant and partition in the window-memory step (each opens or feeds one tenant window)")
+	fs.IntVar(&c.capBudgetMiB, "capacity-window-budget", 1, "capacity: PRISM_MEMORY_BUDGET_MIB in the window-memory step, which bounds the logs held in open windows")
+	fs.DurationVar(&c.capRebalanceAfter, "capacity-rebalance-after", 20*time.Second, "capacity: the second exporter starts this long after the first joined, or sooner once the first has consumed half of -capacity-records")
+	fs.DurationVar(&c.capTimeout, "capacity-timeout", 10*time.Minute, "capacity: give up on the capacity phase after this long")
+	capSteps := fs.String("capacity-steps", "throughput,windows,rebalance", "capacity: steps to run, comma-separated: throughput, windows, rebalance")
+	fs.StringVar(&c.httpAddr2, "http-addr-2", "127.0.0.1:39182", "the second exporter's PRISM_HTTP_ADDR in the rebalance step (loopback)")
+
 	fs.BoolVar(&c.standInProfile, "standin-profile", false, "also write this process's CPU profile during the end-to-end run (standin-cpu.pprof: the stand-in's cost)")
 	fs.DurationVar(&c.e2eTimeout, "e2e-timeout", 4*time.Minute, "give up on an end-to-end or floor run after this long")
 	fs.DurationVar(&c.totalTimeout, "timeout", 15*time.Minute, "give up on the whole benchmark after this long")
@@ -137,11 +163,21 @@ func parseFlags(args []string) (config, error) {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "e2e", "floor", "profile", "fresh":
+		case "e2e", "floor", "profile", "fresh", "capacity":
 			c.phases[p] = true
 		case "":
 		default:
-			return c, fmt.Errorf("-phases: unknown phase %q (want e2e, floor, profile, fresh)", p)
+			return c, fmt.Errorf("-phases: unknown phase %q (want e2e, floor, profile, fresh, capacity)", p)
+		}
+	}
+	c.capSteps = map[string]bool{}
+	for _, p := range strings.Split(*capSteps, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "throughput", "windows", "rebalance":
+			c.capSteps[p] = true
+		case "":
+		default:
+			return c, fmt.Errorf("-capacity-steps: unknown step %q (want throughput, windows, rebalance)", p)
 		}
 	}
 	var errs []error
@@ -157,11 +193,14 @@ func parseFlags(args []string) (config, error) {
 	if len(c.brokers) == 0 {
 		errs = append(errs, errors.New("-brokers (or KAFKA_BROKERS) is required: start a broker with deployments/kafka-local/kafka.sh start, or run make bench"))
 	}
-	if (c.phases["e2e"] || c.phases["fresh"]) && c.exporter == "" {
+	if (c.phases["e2e"] || c.phases["fresh"] || c.phases["capacity"]) && c.exporter == "" {
 		errs = append(errs, errors.New("-exporter is required: go build -o /tmp/prism-exporter ./cmd/prism-exporter"))
 	}
 	if c.phases["profile"] && c.exporterProf == "" {
 		delete(c.phases, "profile")
+	}
+	if c.phases["capacity"] {
+		errs = append(errs, c.checkCapacity()...)
 	}
 	if c.records < c.partitions || c.partitions < 1 {
 		errs = append(errs, fmt.Errorf("-records (%d) must be at least -partitions (%d), which must be positive", c.records, c.partitions))
@@ -178,7 +217,7 @@ func parseFlags(args []string) (config, error) {
 	if c.freshLow <= 0 || c.freshHigh <= 0 || c.freshFor < 3*c.freshWindow {
 		errs = append(errs, fmt.Errorf("-fresh-low and -fresh-high must be positive and -fresh-for (%s) at least 3 windows (%s)", c.freshFor, 3*c.freshWindow))
 	}
-	for _, a := range []string{c.httpAddr, c.pprofAddr} {
+	for _, a := range []string{c.httpAddr, c.pprofAddr, c.httpAddr2} {
 		if err := loopback(a); err != nil {
 			errs = append(errs, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,8 @@ type results struct {
 	E2E     *e2eRun        `json:"end_to_end,omitempty"`
 	Profile *profileRun    `json:"profile,omitempty"`
 	Fresh   *freshRun      `json:"freshness,omitempty"`
+
+	Capacity *capacityRun `json:"capacity,omitempty"`
 }
 
 type machine struct {
@@ -75,8 +78,15 @@ func benchmark(ctx context.Context, c config) error {
 		"window": c.window.String(), "lateness": c.lateness.String(), "kafka_compression": c.compression,
 		"fresh_low": c.freshLow, "fresh_high": c.freshHigh, "fresh_for": c.freshFor.String(),
 		"fresh_window": c.freshWindow.String(), "fresh_lateness": c.freshLateness.String(),
-		"brokers": c.brokers, "out": c.out,
+		"brokers": c.brokers, "out": c.out, "phases": phaseList(c.phases),
 	}}
+	if c.phases["capacity"] {
+		res.Setup["capacity_tenants"], res.Setup["capacity_partitions"] = c.capTenants, c.capPartitions
+		res.Setup["capacity_records"], res.Setup["capacity_window"] = c.capRecords, c.capWindow.String()
+		res.Setup["capacity_for"], res.Setup["capacity_window_records"] = c.capFor.String(), c.capPerWindow
+		res.Setup["capacity_window_budget_mib"], res.Setup["capacity_rebalance_after"] = c.capBudgetMiB, c.capRebalanceAfter.String()
+		res.Setup["capacity_steps"] = phaseList(c.capSteps)
+	}
 	defer func() { writeResults(c, &res) }()
 	suffix := fmt.Sprintf("%s-%04d", time.Now().Format("150405"), rand.IntN(10000))
 	logf := func(format string, args ...any) {
@@ -140,7 +150,27 @@ func benchmark(ctx context.Context, c config) error {
 		}
 		res.Fresh = &f
 	}
+	if c.phases["capacity"] {
+		logf("capacity: %d tenants on %d partitions (steps: %s)", c.capTenants, c.capPartitions, strings.Join(phaseList(c.capSteps), ", "))
+		cp, err := runCapacity(ctx, c, suffix, logf)
+		res.Capacity = &cp
+		if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// phaseList is a set's members, in order.
+func phaseList(set map[string]bool) []string {
+	var out []string
+	for k, on := range set {
+		if on {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // writeResults writes results.json and results.md and prints the summary,
@@ -184,8 +214,10 @@ func report(w io.Writer, r *results) {
 		fmt.Fprintf(w, "Pre-load: %d records, %.0f MiB of JSON (%.0f bytes each), produced in %.1f s.\n\n",
 			p.Records, mib(p.Bytes), float64(p.Bytes)/float64(p.Records), p.Seconds)
 	}
-	fmt.Fprintf(w, "| measure | exporter | floor | exporter / floor | target | met |\n|---|---|---|---|---|---|\n")
 	e, f := r.E2E, r.Floor
+	if e != nil || f != nil {
+		fmt.Fprintf(w, "| measure | exporter | floor | exporter / floor | target | met |\n|---|---|---|---|---|---|\n")
+	}
 	ok := func(b bool) string {
 		if b {
 			return "yes"
@@ -228,5 +260,68 @@ func report(w io.Writer, r *results) {
 				ph.Freshness.P50, ph.Freshness.P95, ph.Freshness.Max, ph.FirstSeen.P50, ph.CPUPerMil, ph.Lag, ph.PeakRSSMiB,
 				ok(ph.Freshness.Max <= fr.Lateness+2))
 		}
+	}
+	if r.Capacity != nil {
+		reportCapacity(w, r.Capacity)
+	}
+}
+
+// reportCapacity writes the capacity phase's table: the quantities
+// docs/operations.md sizes replicas and partitions with.
+func reportCapacity(w io.Writer, cp *capacityRun) {
+	fmt.Fprintf(w, "\nCapacity: %d tenants on %d partitions, %s windows", cp.Tenants, cp.Partitions, cp.Window)
+	if p := cp.Preload; p != nil {
+		fmt.Fprintf(w, ", %d records pre-loaded (%.0f MiB)", p.Records, mib(p.Bytes))
+	}
+	fmt.Fprintf(w, "; the phase took %.0f s.\n\n| measure | value | how |\n|---|---|---|\n", cp.Seconds)
+	if t := cp.Throughput; t != nil {
+		span := "ready to last log"
+		if !t.Complete {
+			span = fmt.Sprintf("ready to the time box, %d of %d records delivered", t.Delivered, t.Records)
+		}
+		fmt.Fprintf(w, "| records/s on this machine (%d CPUs shared with the broker and the stand-in) | %.0f | logs accepted by the stand-in, %s (%.1f s) |\n",
+			runtime.NumCPU(), t.SteadyRecordsPerS, span, t.MeasuredSeconds)
+		fmt.Fprintf(w, "| exporter CPU meanwhile | %.2f cores | utime+stime of its /proc entry, %.1f CPU-s |\n", t.CoresUsed, t.CPUSeconds)
+		fmt.Fprintf(w, "| **records/s per core** (records per CPU-second) | **%.0f** | records / exporter CPU-seconds over the same span |\n", t.RecordsPerCPUSecond)
+		fmt.Fprintf(w, "| CPU-s per million records | %.2f | |\n", t.CPUPerMillion)
+		if t.Complete {
+			fmt.Fprintf(w, "| records/s, start to all committed and accepted | %.0f | %.1f s from the process start |\n", t.RecordsPerS, t.Seconds)
+		}
+		fmt.Fprintf(w, "| start to ready | %.1f s | tenants file imported into the integrations topic, group joined (/readyz); %.1f CPU-s |\n", t.ReadySeconds, t.ReadyCPUSeconds)
+		fmt.Fprintf(w, "| **peak RSS per replica** (one replica, all %d partitions) | **%.0f MiB** | VmHWM of its /proc entry |\n", cp.Partitions, t.PeakRSSMiB)
+		fmt.Fprintf(w, "| open tenant windows, peak | %.0f | sum of prism_exporter_open_windows, sampled once a second |\n", t.OpenWindowsPeak)
+	}
+	if m := cp.Windows; m != nil && m.Windows > 0 {
+		fmt.Fprintf(w, "| **memory per open tenant window**, heap | **%.0f B** | live heap after a forced GC, %.0f windows over a baseline of %.0f |\n",
+			m.HeapPerWindow, m.Windows, m.Baseline.OpenWindows)
+		fmt.Fprintf(w, "| memory per open tenant window, RSS | %.0f B | RSS after the same GC and debug.FreeOSMemory |\n", m.RSSPerWindow)
+		if d := float64(m.Loaded.HeapAlloc) - float64(m.Baseline.HeapAlloc); d < 16<<20 {
+			fmt.Fprintf(w, "| | | **too few windows for a reading**: the heap grew %.1f MiB, within a few MiB of noise (more tenants or partitions) |\n", d/(1<<20))
+		}
+	}
+	if r := cp.Rebalance; r != nil && r.StartToFirstWindow > 0 {
+		fmt.Fprintf(w, "| rebalance: second member's start to join | %.2f s | its \"joined generation\" log line (/readyz: %.2f s) |\n", r.StartToJoin, r.StartToReady)
+		fmt.Fprintf(w, "| **rebalance: join to first delivered window** | **%.2f s** | its prism_exporter_sink_items_total{kind=\"metrics\",outcome=\"delivered\"} above 0 |\n", r.JoinToFirstWindow)
+		fmt.Fprintf(w, "| rebalance: start to first delivered window | %.2f s | (first delivered batch of any kind: %.2f s) |\n", r.StartToFirstWindow, r.StartToFirstBatch)
+		fmt.Fprintf(w, "| rebalance: longest stall of the group's deliveries | %.2f s | no log accepted from either member, start to first window |\n", r.StallSeconds)
+	}
+	if t := cp.Throughput; t != nil {
+		fmt.Fprintf(w, "\nThroughput step: %.0f GC cycles, %.0f fetch pauses (memory budget); up to %.0f goroutines and %.0f open file descriptors; "+
+			"the exporter made %.0f Datadog requests (%.1f per 1,000 records delivered) and retried %.0f; the stand-in answered %d requests and accepted %d metric points; "+
+			"meanwhile the bench process (stand-in, polling) used %.1f CPU-s and the broker %.1f CPU-s.\n",
+			t.GCCycles, t.FetchPauses, t.GoroutinesPeak, t.OpenFDsPeak, t.SinkRequests, 1000*t.SinkRequests/float64(max(1, t.Delivered)), t.SinkRetries,
+			t.StandInRequests, t.PointsAccepted, t.StandInCPUSeconds, t.BrokerCPUSeconds)
+	}
+	if m := cp.Windows; m != nil && m.Windows > 0 {
+		fmt.Fprintf(w, "\nWindow memory: %d records per tenant and partition (%.2f tag sets per window), sync_interval %s so that no window closes (none did), "+
+			"PRISM_MEMORY_BUDGET_MIB=%d; baseline (one tenant, the same records per partition) %.0f windows, heap %.1f MiB, RSS %.1f MiB; "+
+			"loaded %.0f windows, heap %.1f MiB, RSS %.1f MiB; budget in use %.2f / %.2f MiB; peak RSS %.0f MiB.\n",
+			m.RecordsPerWindow, m.TagSetsPerWindow, m.Interval, m.BudgetMiB, m.Baseline.OpenWindows, float64(m.Baseline.HeapAlloc)/(1<<20), mib(m.Baseline.RSS),
+			m.Loaded.OpenWindows, float64(m.Loaded.HeapAlloc)/(1<<20), mib(m.Loaded.RSS), m.Baseline.BudgetUsed/(1<<20), m.Loaded.BudgetUsed/(1<<20), m.PeakRSSMiB)
+	}
+	if r := cp.Rebalance; r != nil && r.StartToFirstWindow > 0 {
+		fmt.Fprintf(w, "\nRebalance: the second member started %.0f s after the first joined, when the first had consumed %.0f records (lag %.0f); generation %d split the partitions %d / %d; "+
+			"the first member rejoined %.2f s after the second's start. Peak RSS %.0f / %.0f MiB.\n",
+			r.AfterSeconds, r.ConsumedAtStart, r.LagAtStart, r.Generation, r.Partitions[0], r.Partitions[1], r.FirstRejoin, r.PeakRSSMiB[0], r.PeakRSSMiB[1])
 	}
 }
