@@ -2,6 +2,12 @@
 // per-tenant, event-time tumbling windows: logs in chunks, and per-window
 // metric totals when a window closes, corrected when late records arrive.
 //
+// With the totals goes a Partial, the first phase of two-phase
+// aggregation: a Combiner (merge.go) keeps the latest partial per key from
+// every partition and sums them into one set of series per tenant window
+// (see Partial for the keys and why replays and late records are counted
+// once).
+//
 // It is pure logic: no I/O, no goroutines, and the wall clock is injected. One
 // Aggregator serves one partition and is used by one goroutine. The rules on
 // frontiers, late records and replays are in docs/design.md ("Offsets,
@@ -16,9 +22,10 @@ import (
 )
 
 // Aggregator holds one partition's windows. Its methods hand batches to an
-// emit callback, which owns each Batch (and its Logs and Series slices) from
-// then on. emit may read the Aggregator (MinOffset, Stats, Frontier) but must
-// not call Add, Advance or Flush.
+// emit callback, which owns each Batch (and its Logs and Series slices and
+// partials) from then on; a batch's Partial shares its Series slice, so
+// neither may be modified. emit may read the Aggregator (MinOffset, Stats,
+// Frontier) but must not call Add, Advance or Flush.
 type Aggregator struct {
 	cfg      Config
 	lateness int64 // nanoseconds
@@ -132,8 +139,14 @@ func (a *Aggregator) place(offset int64, ev *schemas.Event, ts, length int64, em
 
 	if a.resumed && end <= a.delivered {
 		if a.lateFrom >= 0 && offset >= a.lateFrom {
+			// Its log may not have been accepted. Its metrics may or may
+			// not be in the window's whole partial (placed before the
+			// crash, or a correction whose answer was lost): a partial of
+			// its own is right either way, as the Combiner drops it where
+			// a whole partial covers its offset.
 			a.stats.Replayed++
-			a.addLate(a.tenantOf(ev.OrgID), start, length, offset, ev, nil, emit)
+			own := a.ownPartial(ev, start, length, offset, a.cfg.Clock.Now().UnixNano())
+			a.addLate(a.tenantOf(ev.OrgID), start, length, offset, ev, nil, own, emit)
 			return Replayed
 		}
 		a.stats.ReplaySkipped++
@@ -145,7 +158,14 @@ func (a *Aggregator) place(offset int64, ev *schemas.Event, ts, length int64, em
 	if w == nil && a.hasFrontier && end <= a.frontier {
 		// Late: Add closes windows as soon as F passes them, so no open
 		// window can have end <= F.
+		//
+		// Series (for the sink) and partials (for the combiner) differ
+		// here: a retained window that opened in this run takes the record
+		// into its whole totals, and both go out corrected. Any other
+		// record young enough for Datadog goes out as a partial of its
+		// own (see Partial), whether or not the Series could be corrected.
 		var corrected *window
+		var own *Partial
 		now := a.cfg.Clock.Now().UnixNano()
 		c := t.closedWindow(start, length)
 		switch {
@@ -153,21 +173,28 @@ func (a *Aggregator) place(offset int64, ev *schemas.Event, ts, length int64, em
 			a.addMetrics(c, ev)
 			corrected = c
 			a.stats.LateCorrected++
+			if c.lateOpened {
+				own = a.ownPartial(ev, start, length, offset, now)
+			} else {
+				c.through = max(c.through, offset)
+			}
 		case c == nil && now < start+a.maxAge && !a.wasEvicted(t, start, length):
 			// The window never existed here: no totals of it have left
 			// this partition since the resume point, so the record's are
 			// the window's whole totals so far. It is kept like a closed
 			// window, for the late records that may follow.
-			c = &window{tenant: t, start: start, length: length, end: end, minOffset: offset, retainIdx: -1}
+			c = &window{tenant: t, start: start, length: length, end: end, minOffset: offset, through: offset, lateOpened: true, retainIdx: -1}
 			a.retain(t, c, now)
 			a.addMetrics(c, ev)
 			corrected = c
 			a.stats.LateCorrected++
 			a.stats.LateOpened++
+			own = a.ownPartial(ev, start, length, offset, now)
 		default:
 			a.stats.LateMetricDropped++
+			own = a.ownPartial(ev, start, length, offset, now)
 		}
-		a.addLate(t, start, length, offset, ev, corrected, emit)
+		a.addLate(t, start, length, offset, ev, corrected, own, emit)
 		return Late
 	}
 	if w == nil {
@@ -176,6 +203,9 @@ func (a *Aggregator) place(offset int64, ev *schemas.Event, ts, length int64, em
 	a.addMetrics(w, ev)
 	if offset < w.minOffset {
 		w.minOffset = offset
+	}
+	if offset > w.through {
+		w.through = offset
 	}
 	w.bufferLog(offset, ev, a.cfg.ChunkSize)
 	a.stats.BufferedLogs++
@@ -216,7 +246,7 @@ func (a *Aggregator) tenantOf(name string) *tenant {
 }
 
 func (a *Aggregator) openNew(t *tenant, start, length, offset int64) *window {
-	w := &window{tenant: t, start: start, length: length, end: start + length, minOffset: offset, retainIdx: -1}
+	w := &window{tenant: t, start: start, length: length, end: start + length, minOffset: offset, through: offset, retainIdx: -1}
 	t.open = append(t.open, w)
 	a.closing.push(w)
 	w.prev = a.last
@@ -283,9 +313,9 @@ func (a *Aggregator) close(w *window, now int64, emit func(Batch)) {
 		Partition: a.cfg.Partition,
 		Window:    windowOf(w.start, w.length),
 		Logs:      w.takeLogs(),
-		Series:    w.seriesOut(),
 		MinOffset: w.minOffset,
 	}
+	b.Series, b.Partial = w.totals(a.cfg.Partition, a.sk, true)
 	a.stats.BufferedLogs -= len(b.Logs)
 	a.stats.OpenWindows--
 	t.removeOpen(w)
@@ -361,6 +391,17 @@ func (a *Aggregator) expire(now int64) {
 		w.dropTotals()
 		a.forgetIfIdle(w.tenant)
 	}
+}
+
+// ownPartial is the partial of a late or replayed record under its own key,
+// or nil when its window is too old for Datadog (counted in LateTooOld).
+func (a *Aggregator) ownPartial(ev *schemas.Event, start, length, offset, now int64) *Partial {
+	if now >= start+a.maxAge {
+		a.stats.LateTooOld++
+		return nil
+	}
+	a.stats.LatePartials++
+	return recordPartial(ev, a.cfg.Partition, windowOf(start, length), offset, a.sk)
 }
 
 // evictedKey names a window pushed out of its tenant's RetainClosed.

@@ -137,3 +137,124 @@ func BenchmarkOpenWindowMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCloseSketched is BenchmarkClose with busy windows: 200 tenants
+// with 100 records over 3 tag sets each, so every tag set's latencies are
+// in a sketch (the close path snapshots its bins for the partial and takes
+// the percentiles from them).
+func BenchmarkCloseSketched(b *testing.B) {
+	const tenants, perWindow = 200, 100
+	clock := &fakeClock{now: t0}
+	a, err := New(Config{Clock: clock}, Resume{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := benchEvents(tenants*perWindow, tenants)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for round, closed := 0, 0; closed < b.N; round++ {
+		b.StopTimer()
+		start := t0.Add(time.Duration(round) * time.Minute)
+		for j, ev := range evs {
+			ev.Timestamp = start.Add(time.Duration(j) * time.Millisecond)
+			a.Add(int64(round*len(evs)+j), ev, time.Minute, discard)
+		}
+		clock.now = start.Add(time.Minute)
+		b.StartTimer()
+		a.Advance(true, discard)
+		closed += tenants
+	}
+}
+
+// benchPartials returns the whole partials of one minute of 200 tenants
+// (100 records over 3 tag sets each: sketched) as each of sources
+// partitions would send them.
+func benchPartials(b *testing.B, sources int) []*Partial {
+	b.Helper()
+	const tenants, perWindow = 200, 100
+	var out []*Partial
+	evs := benchEvents(tenants*perWindow, tenants)
+	for src := range sources {
+		clock := &fakeClock{now: t0}
+		a, err := New(Config{Partition: int32(src), Clock: clock}, Resume{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, ev := range evs {
+			ev.Timestamp = t0.Add(time.Duration(j*sources+src) * time.Millisecond)
+			ev.LatencyMS = int64(50 + (j*37+src*101)%5000)
+			a.Add(int64(j), ev, time.Minute, discard)
+		}
+		clock.now = t0.Add(2 * time.Minute)
+		a.Advance(true, func(bt Batch) {
+			if bt.Partial != nil {
+				out = append(out, bt.Partial)
+			}
+		})
+	}
+	return out
+}
+
+// BenchmarkCombiner is the second phase per tenant window: the partials of
+// 6 partitions added, then the window's totals computed (ns/op and
+// allocs/op per window).
+func BenchmarkCombiner(b *testing.B) {
+	const sources = 6
+	ps := benchPartials(b, sources)
+	clock := &fakeClock{now: t0.Add(2 * time.Minute)}
+	c, err := NewCombiner(CombinerConfig{Clock: clock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	windows := len(ps) / sources
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		w := i % windows
+		// Partials arrive source by source: window w of every source.
+		for src := range sources {
+			c.Add(ps[src*windows+w])
+		}
+		p := ps[w]
+		if s := c.Totals(p.Tenant, p.Window); len(s) != 3 {
+			b.Fatalf("%d series", len(s))
+		}
+	}
+}
+
+// BenchmarkPartialEncode and BenchmarkPartialDecode are the processor's and
+// the combiner's cost per partial of 3 sketched tag sets; B/partial is its
+// size on the topic.
+func BenchmarkPartialEncode(b *testing.B) {
+	ps := benchPartials(b, 1)
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		var err error
+		buf, err = ps[i%len(ps)].AppendBinary(buf[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)), "B/partial")
+}
+
+func BenchmarkPartialDecode(b *testing.B) {
+	ps := benchPartials(b, 1)
+	encs := make([][]byte, len(ps))
+	for i, p := range ps {
+		var err error
+		if encs[i], err = p.MarshalBinary(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		var p Partial
+		if err := p.UnmarshalBinary(encs[i%len(encs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

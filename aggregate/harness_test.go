@@ -13,8 +13,21 @@ type received struct {
 	b      Batch            // as handed over: its slices are the receiver's
 	logs   []*schemas.Event // copies taken on receipt, to catch a reused slice
 	series []Series
-	op     int // index of the op during which it was emitted
-	flush  bool
+	// partials are b.Partial and b.RecordPartials encoded on receipt, to
+	// catch a partial changed after it was handed over (and to feed the
+	// Combiner what the topic would carry).
+	partials [][]byte
+	op       int // index of the op during which it was emitted
+	flush    bool
+}
+
+// batchPartials lists a batch's partials: the whole one first.
+func batchPartials(b *Batch) []*Partial {
+	var ps []*Partial
+	if b.Partial != nil {
+		ps = append(ps, b.Partial)
+	}
+	return append(ps, b.RecordPartials...)
 }
 
 func (g *received) key() wkey {
@@ -35,6 +48,7 @@ type harness struct {
 	recOf     map[*schemas.Event]int
 	class     []class // per record; 0 = not added in this run
 	addOp     []int
+	addNow    []int64      // the clock when each record was added
 	emitted   []int        // times each record's log was emitted
 	arrival   []int        // records in the order they were added
 	unsent    map[int]bool // records whose log was not yet emitted
@@ -60,6 +74,7 @@ func newHarness(t *testing.T, sc *scenario, clock *fakeClock, resume Resume, nam
 		recOf:    make(map[*schemas.Event]int, len(sc.recs)),
 		class:    make([]class, len(sc.recs)),
 		addOp:    make([]int, len(sc.recs)),
+		addNow:   make([]int64, len(sc.recs)),
 		emitted:  make([]int, len(sc.recs)),
 		unsent:   map[int]bool{},
 		lateHeld: map[int]bool{},
@@ -85,7 +100,7 @@ func (h *harness) run(ops []op) {
 		case opAdd:
 			r := h.sc.recs[o.rec]
 			c, closes := h.m.add(r.offset, r.ev, r.length, now)
-			h.class[o.rec], h.addOp[o.rec], h.wantClose = c, h.op, closes
+			h.class[o.rec], h.addOp[o.rec], h.addNow[o.rec], h.wantClose = c, h.op, now, closes
 			h.arrival = append(h.arrival, o.rec)
 			switch c {
 			case cSkipped:
@@ -163,8 +178,23 @@ func (h *harness) checkHeld() {
 
 func (h *harness) emit(b Batch) {
 	g := received{b: b, logs: slices.Clone(b.Logs), series: slices.Clone(b.Series), op: h.op, flush: h.inFlush}
-	h.batches = append(h.batches, g)
 	k := g.key()
+	for _, p := range batchPartials(&b) {
+		enc, err := p.MarshalBinary()
+		if err != nil {
+			h.fatalf("%v batch for %v: partial does not encode: %v", b.Kind, k, err)
+		}
+		var back Partial
+		if err := back.UnmarshalBinary(enc); err != nil || !equalPartials(p, &back) {
+			h.fatalf("%v batch for %v: partial does not decode to itself: %v", b.Kind, k, err)
+		}
+		if p.Tenant != b.Tenant || !p.Window.Start.Equal(b.Window.Start) || p.Window.Length != b.Window.Length || p.Source != b.Partition {
+			h.fatalf("%v batch for %v: partial for %s %v source %d", b.Kind, k, p.Tenant, p.Window, p.Source)
+		}
+		g.partials = append(g.partials, enc)
+	}
+	h.checkPartials(&g)
+	h.batches = append(h.batches, g)
 	if b.Partition != h.sc.cfg.Partition {
 		h.fatalf("batch partition %d, want %d", b.Partition, h.sc.cfg.Partition)
 	}
@@ -271,6 +301,11 @@ func (h *harness) finish(complete bool) {
 		g := &h.batches[i]
 		if !slices.Equal(g.b.Logs, g.logs) || !slices.Equal(g.b.Series, g.series) {
 			h.fatalf("batch %d (%v %v) was changed after it was emitted", i, g.b.Kind, g.key())
+		}
+		for j, p := range batchPartials(&g.b) {
+			if enc, _ := p.MarshalBinary(); string(enc) != string(g.partials[j]) {
+				h.fatalf("batch %d (%v %v): partial %d was changed after it was emitted", i, g.b.Kind, g.key(), j)
+			}
 		}
 	}
 

@@ -17,15 +17,20 @@ type lateGroup struct {
 	logs      []*schemas.Event
 	minOffset int64
 	// win is the closed window whose totals a record of the current chunk
-	// corrected; the chunk then carries them. A chunk of only log-only
-	// records (totals gone, or replayed) carries none.
+	// corrected; the chunk then carries them. A chunk whose records
+	// corrected nothing (totals gone, or replayed) carries no Series, only
+	// their records' partials.
 	win *window
+	// records are the partials of the chunk's records that went out under
+	// keys of their own.
+	records []*Partial
 }
 
 // addLate buffers a late or replayed record's log. corrected is the retained
-// window whose totals the record updated, or nil. A full chunk goes out at
-// once so that a burst of late records cannot grow without bound.
-func (a *Aggregator) addLate(t *tenant, start, length, offset int64, ev *schemas.Event, corrected *window, emit func(Batch)) {
+// window whose totals the record updated, or nil; own is the record's
+// partial under its own key, or nil. A full chunk goes out at once so that a
+// burst of late records cannot grow without bound.
+func (a *Aggregator) addLate(t *tenant, start, length, offset int64, ev *schemas.Event, corrected *window, own *Partial, emit func(Batch)) {
 	g := t.lateGroup(start, length)
 	if g == nil {
 		g = &lateGroup{tenant: t, start: start, length: length}
@@ -39,6 +44,9 @@ func (a *Aggregator) addLate(t *tenant, start, length, offset int64, ev *schemas
 	a.stats.BufferedLogs++
 	if corrected != nil {
 		g.win = corrected
+	}
+	if own != nil {
+		g.records = append(g.records, own)
 	}
 	if len(g.logs) >= a.cfg.ChunkSize {
 		a.emitLateChunk(g, emit)
@@ -56,12 +64,16 @@ func (a *Aggregator) emitLateChunk(g *lateGroup, emit func(Batch)) {
 	}
 	if g.win != nil {
 		// The whole window's totals as they stand now, never a delta:
-		// Datadog keeps the last value per series and timestamp.
-		b.Series = g.win.seriesOut()
+		// Datadog keeps the last value per series and timestamp. A window
+		// that opened in this run sends its whole Partial again too, under
+		// the same key.
+		b.Series, b.Partial = g.win.totals(a.cfg.Partition, a.sk, !g.win.lateOpened)
 	}
+	b.RecordPartials = g.records
 	a.stats.BufferedLogs -= len(g.logs)
 	g.logs = nil
 	g.win = nil
+	g.records = nil
 	emit(b)
 }
 

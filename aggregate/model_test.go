@@ -59,6 +59,8 @@ type mwin struct {
 	key       wkey
 	open      bool
 	minOffset int64
+	// lateOpened: a late record started it; it sends no whole partial.
+	lateOpened bool
 }
 
 type model struct {
@@ -94,7 +96,7 @@ func (m *model) add(offset int64, ev *schemas.Event, length time.Duration, now i
 	c := m.classify(offset, k, now)
 	if c == cCorrected && m.wins[k] == nil {
 		// A late record of a window that never existed starts it, closed.
-		m.wins[k] = &mwin{key: k, minOffset: offset}
+		m.wins[k] = &mwin{key: k, minOffset: offset, lateOpened: true}
 		m.closedOrder[k.tenant] = append(m.closedOrder[k.tenant], k)
 	}
 	if c == cPlaced {

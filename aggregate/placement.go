@@ -13,7 +13,8 @@ const (
 	Late
 	// Replayed: after a resume, the record's window was already delivered but
 	// its late record may not have been; its log is re-sent in a KindLate
-	// batch, its metrics are not touched.
+	// batch, its window's Series are not touched, and its metrics go out in
+	// a partial of its own (Batch.RecordPartials).
 	Replayed
 	// Skipped: after a resume, the record belongs to a window delivered
 	// before the commit. Nothing is emitted and nothing is held.

@@ -3,7 +3,6 @@ package aggregate
 import (
 	"cmp"
 	"math"
-	"slices"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
@@ -53,6 +52,7 @@ func tagsOf(ev *schemas.Event) TagSet {
 type sketches struct {
 	mapping  mapping.IndexMapping
 	negative store.Store
+	bins     *binCollector // for snapshots: one Aggregator's, used by its goroutine only
 }
 
 func newSketches() (sketches, error) {
@@ -62,7 +62,7 @@ func newSketches() (sketches, error) {
 	if err != nil {
 		return sketches{}, err
 	}
-	return sketches{mapping: m, negative: store.NewDenseStore()}, nil
+	return sketches{mapping: m, negative: store.NewDenseStore(), bins: newBinCollector()}, nil
 }
 
 func (s sketches) new() *ddsketch.DDSketch {
@@ -132,50 +132,14 @@ func (s *seriesAcc) add(ev *schemas.Event, sk sketches) {
 	_ = s.latency.Add(float64(l))
 }
 
+// series is the accumulator's totals as Datadog gets them.
 func (s *seriesAcc) series() Series {
-	out := Series{
-		Tags:              s.tags,
-		Requests:          s.requests,
-		Errors:            s.errors,
-		InputTokens:       s.inputTokens,
-		OutputTokens:      s.outputTokens,
-		Cost:              s.cost.sum(),
-		CacheHits:         s.cacheHits,
-		GuardrailTriggers: s.guardrails,
-		Fallbacks:         s.falls,
-		LatencySumMS:      s.latencySum,
-		LatencyMaxMS:      s.latencyMax,
-	}
-	if s.requests > 0 {
-		out.LatencyAvgMS = float64(s.latencySum) / float64(s.requests)
-		out.LatencyP50MS = s.quantile(0.50)
-		out.LatencyP95MS = s.quantile(0.95)
-		out.LatencyP99MS = s.quantile(0.99)
-	}
-	return out
-}
-
-// quantile is the latency of rank floor(q*(n-1)) among the n sorted
-// latencies: exact while they are kept as they are, else the sketch's value,
-// within 1% of it.
-func (s *seriesAcc) quantile(q float64) float64 {
+	lat := s.ownLatencies(nil)
+	var m mapping.IndexMapping
 	if s.latency != nil {
-		return quantile(s.latency, q)
+		m = s.latency.IndexMapping
 	}
-	v := s.exact
-	n := int(s.requests)
-	slices.Sort(v[:n])
-	return float64(v[int(q*float64(n-1))])
-}
-
-// quantile is the sketch's value at q: within 1% of the value of rank
-// floor(q*(n-1)) among the n sorted latencies.
-func quantile(s *ddsketch.DDSketch, q float64) float64 {
-	v, err := s.GetValueAtQuantile(q)
-	if err != nil {
-		return 0 // only an empty sketch errs, and a series has >= 1 request
-	}
-	return v
+	return s.seriesWith(&lat, m)
 }
 
 func compareTags(a, b TagSet) int {

@@ -24,7 +24,8 @@ const (
 	KindClose
 	// KindLate carries records that arrived after their window closed: their
 	// logs and, while the window's totals are still kept, the corrected
-	// whole-window totals (never a delta: Datadog keeps the last value).
+	// whole-window totals (never a delta: Datadog keeps the last value);
+	// and their partials (Batch.Partial, Batch.RecordPartials).
 	KindLate
 )
 
@@ -66,6 +67,21 @@ type Batch struct {
 	// KindClose (when the window had requests) and on KindLate when the
 	// window's totals could be corrected.
 	Series []Series
+
+	// Partial is the window's whole totals on this partition for the
+	// combiner (see Partial, Late == 0): set on KindClose, and on KindLate
+	// when a record of the batch corrected a closed window that opened in
+	// this run. Each one overwrites the last under the same Key.
+	Partial *Partial
+	// RecordPartials are, on KindLate, the partials of the batch's late or
+	// replayed records that no whole Partial here could take, each under a
+	// key of its own (Late == 1 + its offset). Records too old for Datadog
+	// have none.
+	//
+	// The batch counts as accepted only once Partial and every one of
+	// RecordPartials are in the partials topic, as well as its logs and
+	// series: the replay rules rest on it.
+	RecordPartials []*Partial
 
 	// MinOffset is the lowest offset the batch stands for: on KindClose the
 	// window's first record, on KindLate its first late record; on KindLogs

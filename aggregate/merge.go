@@ -1,0 +1,374 @@
+package aggregate
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+)
+
+// Defaults of CombinerConfig fields left at zero.
+const (
+	DefaultCombinerGrace    = 15 * time.Second
+	DefaultCombinerMaxAge   = time.Hour
+	DefaultCombinerMaxBytes = 256 << 20
+)
+
+// CombinerConfig sets up a Combiner. Zero values select the defaults.
+type CombinerConfig struct {
+	// Clock is the wall clock; required.
+	Clock Clock
+	// Grace: a window's totals are first due once its end + Grace has
+	// passed, and again whenever they change after that. Each partition
+	// sends its partial when its closing frontier passes the window's end,
+	// about the allowed lateness after it; a Grace of the allowed lateness
+	// plus a few seconds lets the first write hold every partition's share.
+	// An earlier, smaller write would be harmless: Datadog keeps the last.
+	Grace time.Duration
+	// MaxAge: a window is dropped, with its partials, once its end + MaxAge
+	// has passed (its start is older than MaxAge + its length), and later
+	// partials of it are refused. Datadog refuses points older than one
+	// hour, so nothing older is of use.
+	MaxAge time.Duration
+	// MaxBytes bounds the memory the retained partials take (an estimate:
+	// struct sizes, strings and sketch bins). Past it, the windows that
+	// would expire first are dropped whole (Evicted, and EvictedUnsent if
+	// their last change was not yet sent), and later partials of them are
+	// refused until they would have expired: a window rebuilt from the
+	// partials that arrive after its eviction would overwrite its full total
+	// in Datadog with a smaller one.
+	MaxBytes int64
+	// MaxTagSets is how many tag sets one tenant window sends; past it, the
+	// ones with the fewest requests fold into TagSet{Other, ...}. Each
+	// partition applies its own cap, so a window may gather more across
+	// partitions.
+	MaxTagSets int
+}
+
+// Combiner is the second phase of two-phase aggregation: it keeps the latest
+// Partial per key and sums a tenant window's partials over every source
+// partition into one set of series. It is pure logic: no I/O, no
+// goroutines, the clock injected; one goroutine uses it.
+type Combiner struct {
+	cfg     CombinerConfig
+	mapping mapping.IndexMapping
+
+	windows map[windowID]*cwindow
+	byEnd   windowHeap // every window, by end: expiry and eviction order
+	dirty   []*cwindow // windows changed since last marked sent (and maybe stale entries)
+	// evicted holds the windows dropped by MaxBytes until they would have
+	// expired (the value: end + MaxAge), to refuse their later partials.
+	evicted   map[windowID]int64
+	nextSweep int64
+	bytes     int64
+	partials  int
+	stats     CombinerStats
+
+	// mutation lets tests break the Combiner on purpose, to show that the
+	// property tests catch it. Zero in production.
+	mutation struct {
+		keyOf        func(*Partial) PartialKey // replaces Partial.Key
+		countCovered bool                      // counts record partials a whole one covers
+	}
+}
+
+// CombinerStats is what the Combiner holds and has done, for self-metrics.
+type CombinerStats struct {
+	Windows  int   // windows held
+	Partials int   // partials held
+	Bytes    int64 // estimated memory they take
+
+	Replaced       int64 // partials that replaced the one held under their key
+	Duplicates     int64 // of those, equal to the one they replaced: nothing changed
+	DroppedTooOld  int64 // partials refused: their window's end + MaxAge had passed
+	DroppedEvicted int64 // partials refused: their window was evicted by MaxBytes
+	Expired        int64 // windows dropped by age
+	ExpiredUnsent  int64 // of those, with a change never marked sent
+	Evicted        int64 // windows dropped by MaxBytes, the first to expire first
+	EvictedUnsent  int64 // of those, with a change never marked sent
+}
+
+type windowID struct {
+	tenant        string
+	start, length int64
+}
+
+// cwindow is one tenant window's partials.
+type cwindow struct {
+	id      windowID
+	end     int64
+	sources []*csource // by source partition; a few
+	bytes   int64
+	count   int // partials
+
+	version uint64 // bumped by every change
+	sent    uint64 // version last marked sent
+	listed  bool   // in Combiner.dirty
+	heapIdx int    // in Combiner.byEnd; -1 once dropped
+}
+
+// csource is what one source partition sent of a window: its whole
+// partial and the partials of single late records.
+type csource struct {
+	source  int32
+	whole   *Partial
+	records map[int64]*Partial // by Late
+}
+
+// NewCombiner returns an empty Combiner. Zero-valued Config fields take their
+// defaults; an out-of-range field is an error naming it.
+func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultCombinerGrace
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultCombinerMaxAge
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultCombinerMaxBytes
+	}
+	if cfg.MaxTagSets == 0 {
+		cfg.MaxTagSets = DefaultMaxTagSets
+	}
+	switch {
+	case cfg.Clock == nil:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.Clock must be set")
+	case cfg.Grace < 0:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.Grace must be >= 0, got %v", cfg.Grace)
+	case cfg.MaxAge < 0:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.MaxAge must be >= 0 (0 selects %v), got %v", DefaultCombinerMaxAge, cfg.MaxAge)
+	case cfg.MaxBytes < 0:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.MaxBytes must be >= 0 (0 selects %d), got %d", DefaultCombinerMaxBytes, cfg.MaxBytes)
+	case cfg.MaxTagSets < 1 || cfg.MaxTagSets > maxTagSetsLimit:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.MaxTagSets must be between 1 and %d (0 selects %d), got %d",
+			maxTagSetsLimit, DefaultMaxTagSets, cfg.MaxTagSets)
+	}
+	sk, err := newSketches()
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: latency mapping: %w", err)
+	}
+	return &Combiner{
+		cfg:     cfg,
+		mapping: sk.mapping,
+		windows: make(map[windowID]*cwindow),
+	}, nil
+}
+
+// Add keeps p as the latest partial under its key, replacing the one held,
+// and marks its window changed unless p equals what it replaces. p must be
+// valid (as UnmarshalBinary and the Aggregator make them) and is not
+// modified afterwards. Partials of windows past MaxAge or evicted by
+// MaxBytes are refused (counted in Stats).
+func (c *Combiner) Add(p *Partial) {
+	now := c.cfg.Clock.Now().UnixNano()
+	c.expire(now)
+	k := p.Key()
+	if c.mutation.keyOf != nil {
+		k = c.mutation.keyOf(p)
+	}
+	id := windowID{tenant: k.Tenant, start: k.Start, length: int64(k.Length)}
+	end := k.Start + int64(k.Length)
+	if now >= end+int64(c.cfg.MaxAge) {
+		c.stats.DroppedTooOld++
+		return
+	}
+	if _, ok := c.evicted[id]; ok {
+		c.stats.DroppedEvicted++
+		return
+	}
+	w := c.windows[id]
+	if w == nil {
+		w = &cwindow{id: id, end: end, bytes: windowOverhead}
+		c.windows[id] = w
+		c.byEnd.push(w)
+		c.bytes += w.bytes
+	}
+	src := w.source(k.Source)
+	var old *Partial
+	if k.Late == 0 {
+		old, src.whole = src.whole, p
+	} else {
+		if src.records == nil {
+			src.records = make(map[int64]*Partial)
+		}
+		old = src.records[k.Late]
+		src.records[k.Late] = p
+	}
+	size := partialSize(p)
+	if old != nil {
+		c.stats.Replaced++
+		size -= partialSize(old)
+	} else {
+		w.count++
+		c.partials++
+	}
+	w.bytes += size
+	c.bytes += size
+	if old != nil && equalPartials(old, p) {
+		c.stats.Duplicates++
+	} else {
+		w.version++
+		if !w.listed {
+			w.listed = true
+			c.dirty = append(c.dirty, w)
+		}
+	}
+	c.bound()
+}
+
+func (w *cwindow) source(s int32) *csource {
+	for _, x := range w.sources {
+		if x.source == s {
+			return x
+		}
+	}
+	x := &csource{source: s}
+	w.sources = append(w.sources, x)
+	return x
+}
+
+// Pending names a window whose totals are due, at the version Due saw.
+type Pending struct {
+	Tenant  string
+	Window  Window
+	version uint64
+}
+
+// Due lists the windows whose totals changed since they were last marked
+// sent and whose end + Grace has passed, in order of end, then tenant.
+// Send Totals of each, then MarkSent.
+func (c *Combiner) Due() []Pending {
+	now := c.cfg.Clock.Now().UnixNano()
+	c.expire(now)
+	var due []*cwindow
+	keep := c.dirty[:0]
+	for _, w := range c.dirty {
+		if w.heapIdx < 0 || w.version == w.sent {
+			w.listed = false
+			continue
+		}
+		keep = append(keep, w)
+		if now >= w.end+int64(c.cfg.Grace) {
+			due = append(due, w)
+		}
+	}
+	clear(c.dirty[len(keep):])
+	c.dirty = keep
+	slices.SortFunc(due, func(a, b *cwindow) int { return compareWindows(a, b) })
+	out := make([]Pending, len(due))
+	for i, w := range due {
+		out[i] = Pending{Tenant: w.id.tenant, Window: windowOf(w.id.start, w.id.length), version: w.version}
+	}
+	return out
+}
+
+// MarkSent records that p's totals were accepted. It reports false when
+// the window changed since Due listed it (or was dropped): it will be due
+// again with the newer totals.
+func (c *Combiner) MarkSent(p Pending) bool {
+	w := c.windows[windowID{tenant: p.Tenant, start: p.Window.Start.UnixNano(), length: int64(p.Window.Length)}]
+	if w == nil || w.version != p.version {
+		return false
+	}
+	w.sent = w.version
+	return true
+}
+
+// Stats returns the current counts.
+func (c *Combiner) Stats() CombinerStats {
+	s := c.stats
+	s.Windows, s.Partials, s.Bytes = len(c.windows), c.partials, c.bytes
+	return s
+}
+
+// expire drops the windows whose end + MaxAge has passed.
+func (c *Combiner) expire(now int64) {
+	for {
+		w := c.byEnd.peek()
+		if w == nil || now < w.end+int64(c.cfg.MaxAge) {
+			break
+		}
+		c.stats.Expired++
+		if w.version != w.sent {
+			c.stats.ExpiredUnsent++
+		}
+		c.drop(w)
+	}
+	if len(c.evicted) > 0 && now >= c.nextSweep {
+		for id, deadline := range c.evicted {
+			if now >= deadline {
+				delete(c.evicted, id)
+			}
+		}
+		c.nextSweep = now + int64(time.Minute)
+	}
+}
+
+// bound drops the windows that expire first while the partials take more
+// than MaxBytes.
+func (c *Combiner) bound() {
+	for c.bytes > c.cfg.MaxBytes {
+		w := c.byEnd.peek()
+		if w == nil {
+			return
+		}
+		c.stats.Evicted++
+		if w.version != w.sent {
+			c.stats.EvictedUnsent++
+		}
+		if c.evicted == nil {
+			c.evicted = make(map[windowID]int64)
+		}
+		c.evicted[w.id] = w.end + int64(c.cfg.MaxAge)
+		c.drop(w)
+	}
+}
+
+func (c *Combiner) drop(w *cwindow) {
+	c.byEnd.remove(w)
+	delete(c.windows, w.id)
+	c.bytes -= w.bytes
+	c.partials -= w.count
+	w.sources = nil
+}
+
+// Sizes for the memory estimate: struct sizes with map and slice overhead,
+// rounded up.
+const (
+	windowOverhead  = 256
+	partialOverhead = 160
+	seriesOverhead  = 200
+	binBytes        = 16
+)
+
+func partialSize(p *Partial) int64 {
+	n := int64(partialOverhead + len(p.Tenant))
+	for i := range p.Series {
+		t := &p.Series[i].Tags
+		n += int64(seriesOverhead + len(t.Model) + len(t.Provider) + len(t.Gateway) + len(t.Routing) + binBytes*len(p.Latencies[i].Bins))
+	}
+	return n
+}
+
+// equalPartials compares what the Combiner reads: the key, the offsets
+// covered, the sums and the latencies (the derived fields follow from them).
+func equalPartials(a, b *Partial) bool {
+	return a.Tenant == b.Tenant && a.Window.Start.Equal(b.Window.Start) && a.Window.Length == b.Window.Length &&
+		a.Source == b.Source && a.Late == b.Late && a.First == b.First && a.Through == b.Through &&
+		slices.EqualFunc(a.Series, b.Series, func(x, y Series) bool {
+			return x.Tags == y.Tags && x.Requests == y.Requests && x.Errors == y.Errors &&
+				x.InputTokens == y.InputTokens && x.OutputTokens == y.OutputTokens && x.Cost == y.Cost &&
+				x.CacheHits == y.CacheHits && x.GuardrailTriggers == y.GuardrailTriggers && x.Fallbacks == y.Fallbacks &&
+				x.LatencySumMS == y.LatencySumMS && x.LatencyMaxMS == y.LatencyMaxMS
+		}) &&
+		slices.EqualFunc(a.Latencies, b.Latencies, func(x, y Latencies) bool {
+			return x.Sketched == y.Sketched && x.Exact == y.Exact && x.Zeros == y.Zeros && slices.Equal(x.Bins, y.Bins)
+		})
+}
+
+func compareWindows(a, b *cwindow) int {
+	return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.id.tenant, b.id.tenant),
+		cmp.Compare(a.id.start, b.id.start), cmp.Compare(a.id.length, b.id.length))
+}

@@ -1,0 +1,280 @@
+package aggregate
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/futureagi/prism-exporter/schemas"
+)
+
+func newTestCombiner(t *testing.T, cfg CombinerConfig) (*Combiner, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: t0}
+	cfg.Clock = clock
+	c, err := NewCombiner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, clock
+}
+
+// tagSeries is one tag set of a partial: its series and latencies.
+type tagSeries struct {
+	s Series
+	l Latencies
+}
+
+// exactSeries is a tag set's totals over the given sorted latencies, held
+// exactly (at most four).
+func exactSeries(model string, latencies ...int32) tagSeries {
+	var t tagSeries
+	t.s = Series{Tags: TagSet{model, "p", "g", "r"}, Requests: int64(len(latencies)), Cost: 0.25 * float64(len(latencies))}
+	for i, l := range latencies {
+		t.l.Exact[i] = l
+		t.s.LatencySumMS += int64(l)
+		if i == 0 || int64(l) > t.s.LatencyMaxMS {
+			t.s.LatencyMaxMS = int64(l)
+		}
+	}
+	return t
+}
+
+func wholePartial(source int32, first, through int64, series ...tagSeries) *Partial {
+	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, First: first, Through: through}
+	for _, t := range series {
+		p.Series = append(p.Series, t.s)
+		p.Latencies = append(p.Latencies, t.l)
+	}
+	return p
+}
+
+func recPartial(source int32, offset int64, t tagSeries) *Partial {
+	p := wholePartial(source, offset, offset, t)
+	p.Late = offset + 1
+	return p
+}
+
+var testWindow = Window{Start: t0, Length: time.Minute}
+
+func totalsByModel(c *Combiner) map[string]Series {
+	out := map[string]Series{}
+	for _, s := range c.Totals("org", testWindow) {
+		out[s.Tags.Model] = s
+	}
+	return out
+}
+
+func TestNewCombinerValidates(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	for _, cfg := range []CombinerConfig{
+		{},
+		{Clock: clock, Grace: -1},
+		{Clock: clock, MaxAge: -1},
+		{Clock: clock, MaxBytes: -1},
+		{Clock: clock, MaxTagSets: -1},
+		{Clock: clock, MaxTagSets: maxTagSetsLimit + 1},
+	} {
+		if _, err := NewCombiner(cfg); err == nil {
+			t.Errorf("NewCombiner(%+v) accepted it", cfg)
+		}
+	}
+}
+
+func TestCombinerSumsSourcesAndReplaces(t *testing.T) {
+	c, _ := newTestCombiner(t, CombinerConfig{})
+	c.Add(wholePartial(0, 1, 9, exactSeries("a", 10, 20)))
+	c.Add(wholePartial(1, 5, 6, exactSeries("a", 30), exactSeries("b", 5)))
+	got := totalsByModel(c)
+	a := got["a"]
+	if len(got) != 2 || a.Requests != 3 || a.LatencySumMS != 60 || a.LatencyAvgMS != 20 || a.LatencyMaxMS != 30 ||
+		a.LatencyP50MS != 20 || a.LatencyP99MS != 20 || a.Cost != 0.75 || got["b"].Requests != 1 {
+		t.Fatalf("totals %+v", got)
+	}
+	// A replay of source 0 overwrites its partial: no double count.
+	c.Add(wholePartial(0, 1, 9, exactSeries("a", 10)))
+	if a := totalsByModel(c)["a"]; a.Requests != 2 || a.LatencySumMS != 40 {
+		t.Fatalf("after the overwrite: %+v", a)
+	}
+	if s := c.Stats(); s.Replaced != 1 || s.Partials != 2 || s.Windows != 1 {
+		t.Errorf("Stats %+v", s)
+	}
+}
+
+// A record sent on its own and also counted in its source's whole partial
+// counts once; when a rebuilt whole partial covers less, it counts again.
+func TestCombinerCoverage(t *testing.T) {
+	c, _ := newTestCombiner(t, CombinerConfig{})
+	c.Add(wholePartial(0, 100, 200, exactSeries("a", 1, 2)))
+	c.Add(recPartial(0, 150, exactSeries("a", 3))) // covered
+	c.Add(recPartial(0, 250, exactSeries("a", 4))) // after Through
+	c.Add(recPartial(1, 150, exactSeries("a", 5))) // another source's offset 150
+	if a := totalsByModel(c)["a"]; a.Requests != 4 || a.LatencySumMS != 1+2+4+5 {
+		t.Fatalf("totals %+v", a)
+	}
+	c.Add(wholePartial(0, 100, 140, exactSeries("a", 1)))
+	if a := totalsByModel(c)["a"]; a.Requests != 4 || a.LatencySumMS != 1+3+4+5 {
+		t.Fatalf("after a rebuild covering less: %+v", a)
+	}
+}
+
+func TestCombinerDueAndMarkSent(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: 10 * time.Second})
+	p := wholePartial(0, 1, 2, exactSeries("a", 10))
+	c.Add(p)
+	clock.now = t0.Add(time.Minute + 9*time.Second)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due before end + grace: %v", d)
+	}
+	clock.now = t0.Add(time.Minute + 10*time.Second)
+	d := c.Due()
+	if len(d) != 1 || d[0].Tenant != "org" || !d[0].Window.Start.Equal(t0) || d[0].Window.Length != time.Minute {
+		t.Fatalf("Due() = %v", d)
+	}
+	if !c.MarkSent(d[0]) || len(c.Due()) != 0 {
+		t.Fatal("still due after MarkSent")
+	}
+	// The same partial again (a replay, a producer retry) changes nothing.
+	dup := *p
+	c.Add(&dup)
+	if d := c.Due(); len(d) != 0 || c.Stats().Duplicates != 1 {
+		t.Fatalf("a duplicate made the window due: %v, %+v", d, c.Stats())
+	}
+	// A late correction makes it due again; a MarkSent of what Due saw
+	// before the change is refused.
+	d = []Pending{{Tenant: "org", Window: testWindow, version: c.windows[windowID{"org", t0.UnixNano(), int64(time.Minute)}].version}}
+	c.Add(recPartial(0, 7, exactSeries("a", 3)))
+	if c.MarkSent(d[0]) {
+		t.Fatal("MarkSent accepted a version older than the totals")
+	}
+	d = c.Due()
+	if len(d) != 1 || !c.MarkSent(d[0]) || len(c.Due()) != 0 {
+		t.Fatalf("after a correction: %v", d)
+	}
+}
+
+func TestCombinerExpiresByAge(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{})
+	c.Add(wholePartial(0, 1, 2, exactSeries("a", 10)))
+	clock.now = t0.Add(time.Minute + time.Hour - time.Nanosecond)
+	c.Add(recPartial(1, 5, exactSeries("a", 1)))
+	if c.Totals("org", testWindow) == nil {
+		t.Fatal("dropped before end + MaxAge")
+	}
+	clock.now = t0.Add(time.Minute + time.Hour)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("an expired window is due: %v", d)
+	}
+	c.Add(recPartial(2, 5, exactSeries("a", 1)))
+	s := c.Stats()
+	if c.Totals("org", testWindow) != nil || s.Expired != 1 || s.ExpiredUnsent != 1 || s.DroppedTooOld != 1 || s.Windows != 0 || s.Partials != 0 || s.Bytes != 0 {
+		t.Fatalf("after expiry: %+v", s)
+	}
+}
+
+// Past MaxBytes the windows that expire first go whole, counted, and their
+// later partials are refused until they would have expired.
+func TestCombinerMemoryBound(t *testing.T) {
+	one := partialSize(wholePartial(0, 1, 2, exactSeries("a", 10))) + windowOverhead
+	c, clock := newTestCombiner(t, CombinerConfig{MaxBytes: 3 * one})
+	at := func(i int) *Partial {
+		p := wholePartial(0, 1, 2, exactSeries("a", 10))
+		p.Window.Start = t0.Add(time.Duration(i) * time.Minute)
+		return p
+	}
+	for i := range 5 {
+		c.Add(at(i))
+	}
+	s := c.Stats()
+	if s.Windows != 3 || s.Evicted != 2 || s.EvictedUnsent != 2 || s.Bytes > 3*one {
+		t.Fatalf("Stats %+v", s)
+	}
+	if c.Totals("org", Window{Start: t0, Length: time.Minute}) != nil || c.Totals("org", Window{Start: t0.Add(2 * time.Minute), Length: time.Minute}) == nil {
+		t.Fatal("evicted the wrong windows")
+	}
+	c.Add(at(0))
+	if s := c.Stats(); s.DroppedEvicted != 1 || s.Windows != 3 {
+		t.Fatalf("a partial of an evicted window was taken: %+v", s)
+	}
+	clock.now = t0.Add(3 * time.Hour)
+	c.Due()
+	if len(c.evicted) != 0 || len(c.windows) != 0 {
+		t.Fatalf("after expiry: %d evicted kept, %d windows", len(c.evicted), len(c.windows))
+	}
+}
+
+func TestCombinerFoldsTagSets(t *testing.T) {
+	c, _ := newTestCombiner(t, CombinerConfig{MaxTagSets: 2})
+	c.Add(wholePartial(0, 1, 2, exactSeries("a", 1, 1, 1, 1), exactSeries("b", 2), exactSeries("c", 3, 3, 3), exactSeries("d", 4, 4)))
+	other := exactSeries(Other, 9)
+	other.s.Tags = otherTags()
+	c.Add(wholePartial(1, 1, 2, exactSeries("a", 1), other))
+	got := totalsByModel(c)
+	if len(got) != 3 || got["a"].Requests != 5 || got["c"].Requests != 3 || got[Other].Requests != 1+2+1 || got[Other].LatencyMaxMS != 9 {
+		t.Fatalf("totals %+v", got)
+	}
+}
+
+// Percentiles are exact while every partial holds its latencies exactly,
+// and within 1% once one holds a sketch; averages are exact either way.
+func TestCombinerPercentiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sk, err := newSketches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 200 {
+		c, _ := newTestCombiner(t, CombinerConfig{})
+		var evs []*schemas.Event
+		sources := 1 + r.IntN(6)
+		sketched := false
+		for src := range sources {
+			var acc seriesAcc
+			acc.tags = TagSet{"m", "p", "g", "r"}
+			n := 1 + r.IntN(4)
+			if r.IntN(3) == 0 {
+				n = 5 + r.IntN(200)
+			}
+			for range n {
+				ev := &schemas.Event{Model: "m", Provider: "p", GatewayID: "g", RoutingStrategy: "r", LatencyMS: r.Int64N(100_000), Cost: r.Float64()}
+				evs = append(evs, ev)
+				acc.add(ev, sk)
+			}
+			sketched = sketched || acc.latency != nil
+			var t tagSeries
+			t.l = acc.ownLatencies(nil)
+			t.s = acc.seriesWith(&t.l, sk.mapping)
+			c.Add(wholePartial(int32(src), 1, 2, t))
+		}
+		want, _ := totalsOf(evs, 10)
+		got := c.Totals("org", testWindow)
+		if len(got) != 1 {
+			t.Fatalf("round %d: %d series", round, len(got))
+		}
+		w := want[got[0].Tags]
+		if msg := seriesMismatch(got[0], w); msg != "" {
+			t.Fatalf("round %d (%d sources, sketched %v): %s", round, sources, sketched, msg)
+		}
+		if !sketched && (got[0].LatencyP50MS != w.LatencyP50MS || got[0].LatencyP95MS != w.LatencyP95MS || got[0].LatencyP99MS != w.LatencyP99MS) {
+			t.Fatalf("round %d: exact latencies gave %+v, want %+v", round, got[0], w.Series)
+		}
+	}
+}
+
+// With one source, the Combiner sends exactly what the partition would have.
+func TestCombinerMatchesOnePartition(t *testing.T) {
+	for _, lat := range [][]int64{{30, 10, 20}, {5, 0, 900, 12, 0, 40000, 7, 3, 100, 200, 300, 400}} {
+		b := closedPartial(t, lat, []string{"a", "b", "c"})
+		c, _ := newTestCombiner(t, CombinerConfig{})
+		c.Add(b.Partial)
+		got := c.Totals(b.Tenant, b.Window)
+		if len(got) != len(b.Series) {
+			t.Fatalf("%d series, the partition's %d", len(got), len(b.Series))
+		}
+		for i := range got {
+			if got[i] != b.Series[i] {
+				t.Errorf("series %d: %+v, the partition's %+v", i, got[i], b.Series[i])
+			}
+		}
+	}
+}

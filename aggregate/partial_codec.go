@@ -1,0 +1,434 @@
+package aggregate
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+)
+
+// The partial's binary form, version 1, in order (varint and uvarint as in
+// encoding/binary, strings as a uvarint length and the bytes):
+//
+//	byte     version (1)
+//	string   tenant
+//	varint   window start, Unix ns
+//	uvarint  window length, ns
+//	uvarint  source partition
+//	uvarint  late (0: whole window; 1 + o: the record at offset o)
+//	uvarint  first offset
+//	uvarint  through - first
+//	uvarint  number of series, then per series, sorted by tags:
+//	  string   model, provider, gateway, routing
+//	  uvarint  requests, errors, cache hits, guardrail triggers, fallbacks
+//	  varint   input tokens, output tokens, latency sum, latency max
+//	  8 bytes  cost, IEEE 754, little endian
+//	  byte     0: exact latencies, then `requests` uvarints
+//	           1: sketch, then uvarint zero count, uvarint number of bins,
+//	              varint first index, uvarint count, then per further bin
+//	              uvarint index step (>= 1) and uvarint count
+//
+// The sketch is written as bins rather than with sketches-go's own
+// encoding: its decoder ignores a truncated store (returns no error) and
+// sizes its pages by the decoded index range, so that 13 bytes of input can
+// allocate about 100 MiB. These bins are checked against the one mapping
+// this format allows (cubically interpolated, 1%): a different accuracy
+// needs a new version.
+const partialVersion = 1
+
+// Bin index bounds of the latency mapping (cubically interpolated, 1%
+// relative accuracy) for latencies 1 ms .. 2^63 ms; 0 goes to the zero
+// count. TestBinBoundsMatchMapping holds them to the mapping.
+const (
+	minBinIndex = 0
+	maxBinIndex = 2204
+)
+
+const (
+	kindExact  = 0
+	kindSketch = 1
+	// minSeriesBytes is the fewest bytes one encoded series takes: it bounds
+	// what a count read from the input may allocate.
+	minSeriesBytes = 4 + 5 + 4 + 8 + 1 + 1
+)
+
+// PartialError is the error UnmarshalBinary (and AppendBinary, for a
+// partial it would refuse) returns: the input is not a partial of a version
+// this build reads. A processor reading the partials topic skips and counts
+// such records; they cannot become valid by retrying.
+type PartialError struct{ Reason string }
+
+func (e *PartialError) Error() string { return "aggregate: bad partial: " + e.Reason }
+
+func badPartial(format string, args ...any) error {
+	return &PartialError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// MarshalBinary is AppendBinary to a new slice.
+func (p *Partial) MarshalBinary() ([]byte, error) { return p.AppendBinary(nil) }
+
+// AppendBinary appends the partial's binary form (version 1) to b. It
+// refuses a partial that UnmarshalBinary would refuse, so that nothing
+// undecodable reaches the topic.
+func (p *Partial) AppendBinary(b []byte) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return b, err
+	}
+	b = append(b, partialVersion)
+	b = appendString(b, p.Tenant)
+	b = binary.AppendVarint(b, p.Window.Start.UnixNano())
+	b = binary.AppendUvarint(b, uint64(p.Window.Length))
+	b = binary.AppendUvarint(b, uint64(p.Source))
+	b = binary.AppendUvarint(b, uint64(p.Late))
+	b = binary.AppendUvarint(b, uint64(p.First))
+	b = binary.AppendUvarint(b, uint64(p.Through-p.First))
+	b = binary.AppendUvarint(b, uint64(len(p.Series)))
+	for i := range p.Series {
+		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
+	}
+	return b, nil
+}
+
+func appendSeries(b []byte, s *Series, lat *Latencies) []byte {
+	b = appendString(b, s.Tags.Model)
+	b = appendString(b, s.Tags.Provider)
+	b = appendString(b, s.Tags.Gateway)
+	b = appendString(b, s.Tags.Routing)
+	for _, v := range [...]int64{s.Requests, s.Errors, s.CacheHits, s.GuardrailTriggers, s.Fallbacks} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	for _, v := range [...]int64{s.InputTokens, s.OutputTokens, s.LatencySumMS, s.LatencyMaxMS} {
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.Cost))
+	if !lat.Sketched {
+		b = append(b, kindExact)
+		for _, v := range lat.Exact[:s.Requests] {
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+		return b
+	}
+	b = append(b, kindSketch)
+	b = binary.AppendUvarint(b, uint64(lat.Zeros))
+	b = binary.AppendUvarint(b, uint64(len(lat.Bins)))
+	for i, bin := range lat.Bins {
+		if i == 0 {
+			b = binary.AppendVarint(b, int64(bin.Index))
+		} else {
+			b = binary.AppendUvarint(b, uint64(bin.Index-lat.Bins[i-1].Index))
+		}
+		b = binary.AppendUvarint(b, uint64(bin.Count))
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// UnmarshalBinary sets p from its binary form. Bad input (truncated,
+// trailing bytes, an unknown version, values out of range, inconsistent
+// counts) returns a *PartialError and leaves p unchanged; it
+// never panics, and what it allocates is bounded by len(data).
+func (p *Partial) UnmarshalBinary(data []byte) error {
+	r := reader{b: data}
+	if v := r.byte(); !r.err && v != partialVersion {
+		return badPartial("version %d, this build reads %d", v, partialVersion)
+	}
+	var q Partial
+	q.Tenant = r.str()
+	start := r.varint()
+	length := r.uvarint()
+	source := r.uvarint()
+	late := r.uvarint()
+	first := r.uvarint()
+	span := r.uvarint()
+	n := r.uvarint()
+	if r.err {
+		return r.fail()
+	}
+	switch {
+	case length == 0 || length > math.MaxInt64:
+		return badPartial("window length %d ns", length)
+	case source > math.MaxInt32:
+		return badPartial("source partition %d", source)
+	case late > math.MaxInt64 || first > math.MaxInt64 || span > math.MaxInt64-first:
+		return badPartial("offsets out of range")
+	case n > uint64(len(r.b)/minSeriesBytes):
+		return badPartial("%d series in %d bytes", n, len(r.b))
+	}
+	q.Window = Window{Start: time.Unix(0, start).UTC(), Length: time.Duration(length)}
+	q.Source = int32(source)
+	q.Late = int64(late)
+	q.First = int64(first)
+	q.Through = int64(first + span)
+	q.Series = make([]Series, n)
+	q.Latencies = make([]Latencies, n)
+	for i := range q.Series {
+		if err := r.series(&q.Series[i], &q.Latencies[i]); err != nil {
+			return err
+		}
+	}
+	if len(r.b) != 0 {
+		return badPartial("%d bytes after the last series", len(r.b))
+	}
+	if err := q.validate(); err != nil {
+		return err
+	}
+	// What the source would have sent alone: the average and percentiles
+	// are not carried, they follow from the rest.
+	var m mapping.IndexMapping
+	for i := range q.Series {
+		if q.Latencies[i].Sketched && m == nil {
+			var err error
+			if m, err = latencyMapping(); err != nil {
+				return err
+			}
+		}
+		derive(&q.Series[i], &q.Latencies[i], m)
+	}
+	*p = q
+	return nil
+}
+
+func (r *reader) series(s *Series, lat *Latencies) error {
+	s.Tags = TagSet{Model: r.str(), Provider: r.str(), Gateway: r.str(), Routing: r.str()}
+	var counts [5]int64
+	for i := range counts {
+		v := r.uvarint()
+		if v > math.MaxInt64 {
+			return badPartial("count %d out of range", v)
+		}
+		counts[i] = int64(v)
+	}
+	s.Requests, s.Errors, s.CacheHits, s.GuardrailTriggers, s.Fallbacks = counts[0], counts[1], counts[2], counts[3], counts[4]
+	s.InputTokens, s.OutputTokens = r.varint(), r.varint()
+	s.LatencySumMS, s.LatencyMaxMS = r.varint(), r.varint()
+	s.Cost = math.Float64frombits(r.u64())
+	kind := r.byte()
+	if r.err {
+		return r.fail()
+	}
+	switch kind {
+	case kindExact:
+		if s.Requests < 1 || s.Requests > exactLatencies {
+			return badPartial("%d exact latencies (at most %d)", s.Requests, exactLatencies)
+		}
+		for i := range s.Requests {
+			v := r.uvarint()
+			if v > math.MaxInt32 {
+				return badPartial("exact latency %d out of range", v)
+			}
+			lat.Exact[i] = int32(v)
+		}
+	case kindSketch:
+		lat.Sketched = true
+		zeros, n := r.uvarint(), r.uvarint()
+		if r.err {
+			return r.fail()
+		}
+		if zeros > math.MaxInt64 || n > uint64(len(r.b)/2) {
+			return badPartial("sketch of %d zeros and %d bins in %d bytes", zeros, n, len(r.b))
+		}
+		lat.Zeros = int64(zeros)
+		if n > 0 {
+			lat.Bins = make([]Bin, n)
+		}
+		var index int64
+		for i := range lat.Bins {
+			if i == 0 {
+				index = r.varint()
+			} else if step := r.uvarint(); step == 0 || step > maxBinIndex-minBinIndex {
+				return badPartial("bin index step %d", step)
+			} else {
+				index += int64(step)
+			}
+			if index < minBinIndex || index > maxBinIndex {
+				return badPartial("bin index %d outside %d..%d", index, minBinIndex, maxBinIndex)
+			}
+			c := r.uvarint()
+			if c > math.MaxInt64 {
+				return badPartial("bin count %d out of range", c)
+			}
+			lat.Bins[i] = Bin{Index: int32(index), Count: int64(c)}
+		}
+	default:
+		return badPartial("latency kind %d", kind)
+	}
+	if r.err {
+		return r.fail()
+	}
+	return nil
+}
+
+// validate checks what the Combiner relies on and the canonical form
+// (sorted, distinct tag sets; sorted exact latencies; increasing bins) that
+// makes equal partials encode alike.
+func (p *Partial) validate() error {
+	start, length := p.Window.Start.UnixNano(), int64(p.Window.Length)
+	switch {
+	case length <= 0 || windowStart(start, length) != start:
+		return badPartial("window %v + %v is not aligned to its length", p.Window.Start, p.Window.Length)
+	case p.Source < 0:
+		return badPartial("source partition %d", p.Source)
+	case p.First < 0 || p.Through < p.First:
+		return badPartial("offsets %d..%d", p.First, p.Through)
+	case p.Late < 0:
+		return badPartial("late %d", p.Late)
+	case len(p.Series) == 0 || len(p.Latencies) != len(p.Series):
+		return badPartial("%d series with %d latencies", len(p.Series), len(p.Latencies))
+	case p.Late > 0 && (p.First != p.Late-1 || p.Through != p.First || len(p.Series) != 1 || p.Series[0].Requests != 1):
+		return badPartial("a record's partial (late %d) must hold that one record at offsets %d..%d", p.Late, p.First, p.Through)
+	}
+	for i := range p.Series {
+		if i > 0 && compareTags(p.Series[i-1].Tags, p.Series[i].Tags) >= 0 {
+			return badPartial("series not sorted by distinct tags at %d", i)
+		}
+		if err := validateSeries(&p.Series[i], &p.Latencies[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateSeries(s *Series, lat *Latencies) error {
+	n := s.Requests
+	for _, c := range [...]int64{s.Errors, s.CacheHits, s.GuardrailTriggers, s.Fallbacks} {
+		if c < 0 || c > n {
+			return badPartial("tag set %v: a count of %d out of %d requests", s.Tags, c, n)
+		}
+	}
+	switch {
+	case n < 1:
+		return badPartial("tag set %v: %d requests", s.Tags, n)
+	case math.IsNaN(s.Cost) || math.IsInf(s.Cost, 0):
+		return badPartial("tag set %v: cost %v", s.Tags, s.Cost)
+	case !lat.Sketched:
+		if n > exactLatencies || lat.Zeros != 0 || lat.Bins != nil {
+			return badPartial("tag set %v: %d exact latencies (at most %d)", s.Tags, n, exactLatencies)
+		}
+		for i, v := range lat.Exact {
+			if v < 0 || int64(i) >= n && v != 0 || i > 0 && int64(i) < n && v < lat.Exact[i-1] {
+				return badPartial("tag set %v: exact latencies %v", s.Tags, lat.Exact[:])
+			}
+		}
+		return nil
+	case lat.Zeros < 0:
+		return badPartial("tag set %v: zero count %d", s.Tags, lat.Zeros)
+	}
+	total := lat.Zeros
+	for i, b := range lat.Bins {
+		if b.Index < minBinIndex || b.Index > maxBinIndex || i > 0 && b.Index <= lat.Bins[i-1].Index {
+			return badPartial("tag set %v: bin index %d out of order or range", s.Tags, b.Index)
+		}
+		if b.Count < 1 || b.Count > n-total {
+			return badPartial("tag set %v: sketch counts exceed %d requests", s.Tags, n)
+		}
+		total += b.Count
+	}
+	if total != n {
+		return badPartial("tag set %v: sketch counts %d latencies, %d requests", s.Tags, total, n)
+	}
+	return nil
+}
+
+// latencyMapping is the sketches' index mapping.
+func latencyMapping() (mapping.IndexMapping, error) {
+	m, err := mapping.NewCubicallyInterpolatedMapping(sketchAccuracy)
+	if err != nil {
+		return nil, badPartial("latency mapping: %v", err)
+	}
+	return m, nil
+}
+
+// AppendBinary appends the key's binary form, the record key on the
+// partials topic: compaction keeps the last record per key, so equal keys
+// must encode to equal bytes, and this encoding is deterministic.
+func (k PartialKey) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, partialVersion)
+	b = appendString(b, k.Tenant)
+	b = binary.AppendVarint(b, k.Start)
+	b = binary.AppendUvarint(b, uint64(k.Length))
+	b = binary.AppendUvarint(b, uint64(k.Source))
+	b = binary.AppendUvarint(b, uint64(k.Late))
+	return b, nil
+}
+
+// reader reads the binary form; after the first error every read returns
+// zero and err stays set, with the first reason.
+type reader struct {
+	b      []byte
+	err    bool
+	reason string
+}
+
+func (r *reader) fail() error { return badPartial("%s", r.reason) }
+
+func (r *reader) byte() byte {
+	if r.err || len(r.b) == 0 {
+		r.setErr("truncated")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u64() uint64 {
+	if r.err || len(r.b) < 8 {
+		r.setErr("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.setErr("bad uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.setErr("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if r.err {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.setErr("truncated")
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) setErr(reason string) {
+	if !r.err {
+		r.err, r.reason = true, reason
+	}
+}
