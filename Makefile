@@ -53,7 +53,7 @@ test-deploy:
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schemas:FuzzDecode ./sink:FuzzParseTenants ./sink:FuzzServerWait \
 	./processor:FuzzParseResumeMeta ./sink/ddfake:FuzzCheapCounters \
-	./api:FuzzParseTokens ./api:FuzzRequests
+	./api:FuzzParseTokens ./api:FuzzRequests ./aggregate:FuzzDecodePartial
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
