@@ -53,7 +53,7 @@ type Aggregator struct {
 	hasOffset   bool
 	ordered     bool
 
-	retained    expiryHeap
+	retained    indexedHeap[*window]
 	pendingLate []*lateGroup
 
 	// evicted holds the windows pushed out of a tenant's RetainClosed while
@@ -94,6 +94,10 @@ func New(cfg Config, resume Resume) (*Aggregator, error) {
 		sk:       sk,
 		tenants:  make(map[string]*tenant),
 		ordered:  true,
+		retained: indexedHeap[*window]{
+			less:  func(x, y *window) bool { return x.start < y.start },
+			place: func(w *window) *int { return &w.retainIdx },
+		},
 	}
 	if !resume.Delivered.IsZero() {
 		a.resumed = true
@@ -382,8 +386,8 @@ func (a *Aggregator) expire(now int64) {
 		a.nextSweep = now + int64(time.Minute)
 	}
 	for {
-		w := a.retained.peek()
-		if w == nil || now < w.start+a.maxAge {
+		w, ok := a.retained.peek()
+		if !ok || now < w.start+a.maxAge {
 			return
 		}
 		a.retained.remove(w)

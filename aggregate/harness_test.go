@@ -381,9 +381,9 @@ func (h *harness) finish(complete bool) {
 		if _, ok := h.a.MinOffset(); ok || st.OpenWindows != 0 || st.BufferedLogs != 0 || st.RetainedWindows != 0 {
 			h.fatalf("after the final Advance something is held: MinOffset ok %v, %+v", ok, st)
 		}
-		if len(h.a.tenants) != 0 || len(h.a.closing) != 0 || len(h.a.retained) != 0 || len(h.a.pendingLate) != 0 {
+		if len(h.a.tenants) != 0 || len(h.a.closing) != 0 || h.a.retained.len() != 0 || len(h.a.pendingLate) != 0 {
 			h.fatalf("after the final Advance the aggregator still keeps %d tenants, %d closing, %d retained, %d late groups",
-				len(h.a.tenants), len(h.a.closing), len(h.a.retained), len(h.a.pendingLate))
+				len(h.a.tenants), len(h.a.closing), h.a.retained.len(), len(h.a.pendingLate))
 		}
 	}
 }

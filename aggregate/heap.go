@@ -67,24 +67,27 @@ func (h *closingHeap) pop() *window {
 	return top
 }
 
-// expiryHeap orders retained closed windows by start, i.e. by when their
-// totals expire (start + MetricMaxAge). Each window knows its index
-// (retainIdx) so that a window evicted by the per-tenant count leaves at once
-// instead of pinning its totals until it expires.
-type expiryHeap []*window
-
-func (h expiryHeap) less(i, j int) bool { return h[i].start < h[j].start }
-
-func (h expiryHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].retainIdx = i
-	h[j].retainIdx = j
+// indexedHeap is a binary min-heap whose items know their place in it, so
+// that any one can leave at once (a window evicted before it expires does
+// not pin its totals until then). Used for the aggregator's retained windows
+// (by start: when their totals expire) and the combiner's windows (by end).
+// Generic over a pointer type, so nothing is boxed in an interface.
+type indexedHeap[T any] struct {
+	items []T
+	less  func(a, b T) bool
+	place func(T) *int // the item's index field; -1 when not in the heap
 }
 
-func (h expiryHeap) up(i int) {
+func (h *indexedHeap[T]) swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.place(h.items[i]) = i
+	*h.place(h.items[j]) = j
+}
+
+func (h *indexedHeap[T]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.less(i, p) {
+		if !h.less(h.items[i], h.items[p]) {
 			return
 		}
 		h.swap(i, p)
@@ -92,13 +95,13 @@ func (h expiryHeap) up(i int) {
 	}
 }
 
-func (h expiryHeap) down(i int) {
-	for {
+func (h *indexedHeap[T]) down(i int) {
+	for n := len(h.items); ; {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(h) && h.less(l, m) {
+		if l < n && h.less(h.items[l], h.items[m]) {
 			m = l
 		}
-		if r < len(h) && h.less(r, m) {
+		if r < n && h.less(h.items[r], h.items[m]) {
 			m = r
 		}
 		if m == i {
@@ -109,32 +112,35 @@ func (h expiryHeap) down(i int) {
 	}
 }
 
-func (h *expiryHeap) push(w *window) {
-	w.retainIdx = len(*h)
-	*h = append(*h, w)
-	h.up(w.retainIdx)
+func (h *indexedHeap[T]) push(x T) {
+	*h.place(x) = len(h.items)
+	h.items = append(h.items, x)
+	h.up(len(h.items) - 1)
 }
 
-func (h expiryHeap) peek() *window {
-	if len(h) == 0 {
-		return nil
+// peek returns the least item, or false when the heap is empty.
+func (h *indexedHeap[T]) peek() (T, bool) {
+	if len(h.items) == 0 {
+		var zero T
+		return zero, false
 	}
-	return h[0]
+	return h.items[0], true
 }
 
-// remove takes w out of the heap and marks it not retained.
-func (h *expiryHeap) remove(w *window) {
-	s := *h
-	i, last := w.retainIdx, len(s)-1
+func (h *indexedHeap[T]) len() int { return len(h.items) }
+
+// remove takes x out of the heap and sets its place to -1.
+func (h *indexedHeap[T]) remove(x T) {
+	i, last := *h.place(x), len(h.items)-1
 	if i != last {
-		s.swap(i, last)
+		h.swap(i, last)
 	}
-	s[last] = nil
-	s = s[:last]
-	*h = s
+	var zero T
+	h.items[last] = zero
+	h.items = h.items[:last]
 	if i != last {
-		s.down(i)
-		s.up(i)
+		h.down(i)
+		h.up(i)
 	}
-	w.retainIdx = -1
+	*h.place(x) = -1
 }

@@ -56,8 +56,8 @@ type Combiner struct {
 	mapping mapping.IndexMapping
 
 	windows map[windowID]*cwindow
-	byEnd   windowHeap // every window, by end: expiry and eviction order
-	dirty   []*cwindow // windows changed since last marked sent (and maybe stale entries)
+	byEnd   indexedHeap[*cwindow] // every window, by end (then tenant, start, length): expiry and eviction order
+	dirty   []*cwindow            // windows changed since last marked sent (and maybe stale entries)
 	// evicted holds the windows dropped by MaxBytes until they would have
 	// expired (the value: end + MaxAge), to refuse their later partials.
 	evicted   map[windowID]int64
@@ -153,6 +153,10 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 		cfg:     cfg,
 		mapping: sk.mapping,
 		windows: make(map[windowID]*cwindow),
+		byEnd: indexedHeap[*cwindow]{
+			less:  func(a, b *cwindow) bool { return compareWindows(a, b) < 0 },
+			place: func(w *cwindow) *int { return &w.heapIdx },
+		},
 	}, nil
 }
 
@@ -286,8 +290,8 @@ func (c *Combiner) Stats() CombinerStats {
 // expire drops the windows whose end + MaxAge has passed.
 func (c *Combiner) expire(now int64) {
 	for {
-		w := c.byEnd.peek()
-		if w == nil || now < w.end+int64(c.cfg.MaxAge) {
+		w, ok := c.byEnd.peek()
+		if !ok || now < w.end+int64(c.cfg.MaxAge) {
 			break
 		}
 		c.stats.Expired++
@@ -310,8 +314,8 @@ func (c *Combiner) expire(now int64) {
 // than MaxBytes.
 func (c *Combiner) bound() {
 	for c.bytes > c.cfg.MaxBytes {
-		w := c.byEnd.peek()
-		if w == nil {
+		w, ok := c.byEnd.peek()
+		if !ok {
 			return
 		}
 		c.stats.Evicted++
