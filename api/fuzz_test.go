@@ -69,7 +69,9 @@ func longRun(s string) string {
 
 // memStore is an in-memory Integrations for the fuzzer: the handlers'
 // decoding and checks are under test, not the Kafka store.
-type memStore struct{ byID map[string]integrations.Integration }
+type memStore struct {
+	byID map[string]integrations.Integration
+}
 
 func (m *memStore) Create(_ context.Context, n integrations.New) (integrations.Integration, error) {
 	in := integrations.Integration{ID: "dd_" + n.OrgID, OrgID: n.OrgID, Site: n.Site, SyncInterval: n.SyncInterval,
