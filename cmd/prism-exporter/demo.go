@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -128,7 +129,7 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, addr string, rate
 		AllowedLateness: lateness, MaxTagSets: 1000, MemoryBudgetMiB: 128,
 		CommitInterval: time.Second, DrainTimeout: 5 * time.Second,
 		KafkaSessionTimeout: 10 * time.Second, KafkaRebalanceTimeout: 30 * time.Second,
-		HTTPAddr: addr, LogLevel: "warn",
+		HTTPAddr: demoAddr(out, addr), LogLevel: "warn",
 	}
 
 	var produced atomic.Int64
@@ -273,4 +274,21 @@ func connectDemoTenants(ctx context.Context, r *running, realKey, realSite strin
 		}
 	}
 	return nil
+}
+
+// demoAddr is addr when it is free, else a free port on the same host: a
+// demo should not fail because something else holds 8080. It says so, as
+// the console's address is printed later.
+func demoAddr(out io.Writer, addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		_ = ln.Close()
+		return addr
+	}
+	host, _, splitErr := net.SplitHostPort(addr)
+	if splitErr != nil {
+		return addr // the exporter's own error will name it
+	}
+	fmt.Fprintf(out, "%s is taken (%v): using a free port instead\n", addr, err)
+	return net.JoinHostPort(host, "0")
 }
