@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,10 +30,13 @@ func (f *fakeLocal) set(st ...sink.TenantStatus) {
 	f.mu.Unlock()
 }
 
-func startBoard(t *testing.T, brokers []string, svc *Service, local *fakeLocal, member string) *Board {
+// startBoard runs a board whose clock is the wall clock moved ahead by
+// *ahead (nanoseconds), which the test may change while it runs.
+func startBoard(t *testing.T, brokers []string, svc *Service, local *fakeLocal, member string, ahead *atomic.Int64) *Board {
 	t.Helper()
 	b := NewBoard(BoardConfig{Topic: "status", Brokers: brokers, Logger: zaptest.NewLogger(t)}, svc, local.get)
 	b.member = member
+	b.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -54,8 +58,9 @@ func TestBoardSumsReplicas(t *testing.T) {
 	la, lb := &fakeLocal{}, &fakeLocal{}
 	la.set(sink.TenantStatus{ID: "org_a", State: sink.Active, LogsSent: 100, PointsSent: 13, LastDelivery: t0})
 	lb.set(sink.TenantStatus{ID: "org_a", State: sink.Error, LastError: "Datadog rejected the API key", LogsSent: 50, PointsSent: 26, Failed: 2})
-	a := startBoard(t, brokers, svc, la, "a")
-	b := startBoard(t, brokers, svc, lb, "b")
+	var aheadA, aheadB atomic.Int64
+	a := startBoard(t, brokers, svc, la, "a", &aheadA)
+	b := startBoard(t, brokers, svc, lb, "b", &aheadB)
 
 	want := func(board *Board, logs, points, failed int64, state sink.TenantState) {
 		t.Helper()
@@ -73,9 +78,7 @@ func TestBoardSumsReplicas(t *testing.T) {
 	// b stops (its last status stays in the topic); an hour later a folds
 	// it into the archive: same sums, and b's state no longer counts.
 	lb.set()
-	a.mu.Lock()
-	a.now = func() time.Time { return time.Now().Add(statusRetire + time.Minute) }
-	a.mu.Unlock()
+	aheadA.Store(int64(statusRetire + time.Minute))
 	eventually(t, "b folded", func() bool {
 		a.mu.RLock()
 		defer a.mu.RUnlock()
