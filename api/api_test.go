@@ -424,6 +424,19 @@ func TestLifecycleAndCrossOrg(t *testing.T) {
 	}
 	st, body = w.call("POST", "/api/v1/integrations/"+id+"/retry", "acme", nil)
 	w.wantError(st, body, 422, "keys_rejected", "api_key")
+	// The key is re-enabled in Datadog: Retry now brings it back.
+	w.dd.AddAccount(ddfake.Account{Name: "org_a", APIKeys: []string{keyA, keyA2}, AppKeys: []string{appKeyA}})
+	st, body = w.call("POST", "/api/v1/integrations/"+id+"/retry", "acme", nil)
+	if st != 200 {
+		t.Fatalf("retry with the key re-enabled: %d %v", st, body)
+	}
+	w.waitStatus(id, "acme", "active")
+	// Revoked again, for the edit below.
+	w.dd.RevokeAPIKey(keyA)
+	if _, err := w.svc.Retry(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStatus(id, "acme", "error")
 	// A new key that validates brings it back.
 	st, body = w.call("PATCH", "/api/v1/integrations/"+id, "acme", map[string]any{"api_key": keyA2, "app_key": nil})
 	if st != 200 || body["api_key_hint"] != "****b1a0" || body["app_key_hint"] != nil {

@@ -605,7 +605,13 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, tk Token) error {
 	if err := mustPass(kc); err != nil {
 		return err
 	}
-	return s.action("retry", s.store.Retry)(w, r, tk)
+	out, err := s.store.Retry(r.Context(), in.ID)
+	if err != nil {
+		return storeError(err)
+	}
+	s.audit(tk, in.OrgID, in.ID, "retry", nil)
+	writeJSON(w, http.StatusOK, s.view(out))
+	return nil
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, tk Token) error {
