@@ -76,6 +76,12 @@ func (p *Partial) AppendBinary(b []byte) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return b, err
 	}
+	return appendPartial(b, p), nil
+}
+
+// appendPartial encodes p, valid or not (tests build invalid encodings
+// with it to check the decoder refuses them).
+func appendPartial(b []byte, p *Partial) []byte {
 	b = append(b, partialVersion)
 	b = appendString(b, p.Tenant)
 	b = binary.AppendVarint(b, p.Window.Start.UnixNano())
@@ -88,7 +94,7 @@ func (p *Partial) AppendBinary(b []byte) ([]byte, error) {
 	for i := range p.Series {
 		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
 	}
-	return b, nil
+	return b
 }
 
 func appendSeries(b []byte, s *Series, lat *Latencies) []byte {

@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -187,22 +186,7 @@ func TestUnmarshalPartialRejects(t *testing.T) {
 }
 
 // appendUnchecked encodes p without validating it.
-func appendUnchecked(p *Partial) []byte {
-	var b []byte
-	b = append(b, partialVersion)
-	b = appendString(b, p.Tenant)
-	b = binary.AppendVarint(b, p.Window.Start.UnixNano())
-	b = binary.AppendUvarint(b, uint64(p.Window.Length))
-	b = binary.AppendUvarint(b, uint64(p.Source))
-	b = binary.AppendUvarint(b, uint64(p.Late))
-	b = binary.AppendUvarint(b, uint64(p.First))
-	b = binary.AppendUvarint(b, uint64(p.Through-p.First))
-	b = binary.AppendUvarint(b, uint64(len(p.Series)))
-	for i := range p.Series {
-		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
-	}
-	return b
-}
+func appendUnchecked(p *Partial) []byte { return appendPartial(nil, p) }
 
 func slicesEqual(a, b []Series) bool {
 	if len(a) != len(b) {
