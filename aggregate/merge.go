@@ -40,6 +40,12 @@ type CombinerConfig struct {
 	// partials that arrive after its eviction would overwrite its full total
 	// in Datadog with a smaller one.
 	MaxBytes int64
+	// Settle, when set, makes a window due earlier than Grace: once its end
+	// has passed and no partial changed it for Settle. The partitions close
+	// a window at about the same moment, so a short quiet spell usually
+	// means every share is in; a share that comes later makes the window
+	// due again, and Datadog keeps the last write. 0: only Grace.
+	Settle time.Duration
 	// MaxTagSets is how many tag sets one tenant window sends; past it, the
 	// ones with the fewest requests fold into TagSet{Other, ...}. Each
 	// partition applies its own cap, so a window may gather more across
@@ -104,6 +110,7 @@ type cwindow struct {
 	count   int // partials
 
 	version uint64 // bumped by every change
+	changed int64  // when it last changed, Unix ns
 	sent    uint64 // version last marked sent
 	listed  bool   // in Combiner.dirty
 	heapIdx int    // in Combiner.byEnd; -1 once dropped
@@ -135,6 +142,8 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 	switch {
 	case cfg.Clock == nil:
 		return nil, fmt.Errorf("aggregate: CombinerConfig.Clock must be set")
+	case cfg.Settle < 0:
+		return nil, fmt.Errorf("aggregate: CombinerConfig.Settle must be >= 0, got %v", cfg.Settle)
 	case cfg.Grace < 0:
 		return nil, fmt.Errorf("aggregate: CombinerConfig.Grace must be >= 0, got %v", cfg.Grace)
 	case cfg.MaxAge < 0:
@@ -164,8 +173,9 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 // and marks its window changed unless p equals what it replaces. p must be
 // valid (as UnmarshalBinary and the Aggregator make them) and is not
 // modified afterwards. Partials of windows past MaxAge or evicted by
-// MaxBytes are refused (counted in Stats).
-func (c *Combiner) Add(p *Partial) {
+// MaxBytes are refused (counted in Stats). It reports whether the window's
+// totals changed: the caller that tracks what is still to send needs it.
+func (c *Combiner) Add(p *Partial) (changed bool) {
 	now := c.cfg.Clock.Now().UnixNano()
 	c.expire(now)
 	k := p.Key()
@@ -176,11 +186,11 @@ func (c *Combiner) Add(p *Partial) {
 	end := k.Start + int64(k.Length)
 	if now >= end+int64(c.cfg.MaxAge) {
 		c.stats.DroppedTooOld++
-		return
+		return false
 	}
 	if _, ok := c.evicted[id]; ok {
 		c.stats.DroppedEvicted++
-		return
+		return false
 	}
 	w := c.windows[id]
 	if w == nil {
@@ -213,13 +223,16 @@ func (c *Combiner) Add(p *Partial) {
 	if old != nil && equalPartials(old, p) {
 		c.stats.Duplicates++
 	} else {
+		changed = true
 		w.version++
+		w.changed = now
 		if !w.listed {
 			w.listed = true
 			c.dirty = append(c.dirty, w)
 		}
 	}
 	c.bound()
+	return changed && w.heapIdx >= 0
 }
 
 func (w *cwindow) source(s int32) *csource {
@@ -241,9 +254,18 @@ type Pending struct {
 }
 
 // Due lists the windows whose totals changed since they were last marked
-// sent and whose end + Grace has passed, in order of end, then tenant.
-// Send Totals of each, then MarkSent.
-func (c *Combiner) Due() []Pending {
+// sent and whose end + Grace has passed (or, with Settle, whose end has
+// passed and which have been quiet for Settle), in order of end, then
+// tenant. Send Totals of each, then MarkSent.
+func (c *Combiner) Due() []Pending { return c.due(false) }
+
+// DueNow is Due without waiting for Grace or Settle: every changed window
+// whose end has passed. A combiner that stops or loses its partition sends
+// these before it goes: the next owner sends a window again only if it
+// changes after that.
+func (c *Combiner) DueNow() []Pending { return c.due(true) }
+
+func (c *Combiner) due(now0 bool) []Pending {
 	now := c.cfg.Clock.Now().UnixNano()
 	c.expire(now)
 	var due []*cwindow
@@ -254,7 +276,8 @@ func (c *Combiner) Due() []Pending {
 			continue
 		}
 		keep = append(keep, w)
-		if now >= w.end+int64(c.cfg.Grace) {
+		settled := (now0 || c.cfg.Settle > 0 && now >= w.changed+int64(c.cfg.Settle)) && now >= w.end
+		if settled || now >= w.end+int64(c.cfg.Grace) {
 			due = append(due, w)
 		}
 	}
@@ -278,6 +301,26 @@ func (c *Combiner) MarkSent(p Pending) bool {
 	}
 	w.sent = w.version
 	return true
+}
+
+// MarkAllSent records every window's current totals as accepted. A
+// Combiner rebuilt from the partials topic calls it on reaching the offset
+// its last run committed: everything before it was sent.
+func (c *Combiner) MarkAllSent() {
+	for _, w := range c.windows {
+		w.sent = w.version
+	}
+	for _, w := range c.dirty {
+		w.listed = false
+	}
+	clear(c.dirty)
+	c.dirty = c.dirty[:0]
+}
+
+// Holds reports whether the window is still held: not expired or evicted.
+func (c *Combiner) Holds(tenant string, w Window) bool {
+	_, ok := c.windows[windowID{tenant: tenant, start: w.Start.UnixNano(), length: int64(w.Length)}]
+	return ok
 }
 
 // Stats returns the current counts.

@@ -278,3 +278,90 @@ func TestCombinerMatchesOnePartition(t *testing.T) {
 		}
 	}
 }
+
+func TestCombinerSettleSendsEarlyThenAgain(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: 30 * time.Second, Settle: time.Second})
+	clock.now = t0.Add(time.Minute + 2*time.Second) // after the window's end
+	if !c.Add(wholePartial(0, 1, 2, exactSeries("a", 10))) {
+		t.Fatal("a new partial did not change its window")
+	}
+	clock.now = clock.now.Add(999 * time.Millisecond)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due before it settled: %v", d)
+	}
+	clock.now = clock.now.Add(time.Millisecond)
+	d := c.Due()
+	if len(d) != 1 || !c.MarkSent(d[0]) {
+		t.Fatalf("not due once settled: %v", d)
+	}
+	// A later share makes it due again, settled or not.
+	if !c.Add(wholePartial(1, 5, 6, exactSeries("a", 20))) {
+		t.Fatal("a second source did not change the window")
+	}
+	if c.Add(wholePartial(1, 5, 6, exactSeries("a", 20))) {
+		t.Fatal("an equal partial reported a change")
+	}
+	clock.now = clock.now.Add(time.Second)
+	if d := c.Due(); len(d) != 1 || totalsByModel(c)["a"].Requests != 2 {
+		t.Fatalf("not due again with both shares: %v", d)
+	}
+}
+
+func TestCombinerSettleWaitsForTheWindowEnd(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: 30 * time.Second, Settle: time.Second})
+	c.Add(wholePartial(0, 1, 2, exactSeries("a", 10)))
+	clock.now = t0.Add(time.Minute - time.Millisecond)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due before the window ended: %v", d)
+	}
+}
+
+func TestCombinerMarkAllSentAndHolds(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Second})
+	c.Add(wholePartial(0, 1, 2, exactSeries("a", 10)))
+	clock.now = t0.Add(time.Hour)
+	c.MarkAllSent()
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due after MarkAllSent: %v", d)
+	}
+	if !c.Holds("org", testWindow) || c.Holds("org", Window{Start: t0.Add(time.Minute), Length: time.Minute}) {
+		t.Fatal("Holds disagrees with what was added")
+	}
+	c.Add(recPartial(0, 9, exactSeries("a", 5)))
+	if d := c.Due(); len(d) != 1 {
+		t.Fatalf("a change after MarkAllSent is not due: %v", d)
+	}
+	clock.now = t0.Add(time.Minute + time.Hour)
+	if c.Add(recPartial(0, 10, exactSeries("a", 5))) || c.Holds("org", testWindow) {
+		t.Fatal("an expired window still takes partials")
+	}
+}
+
+func TestKeyTenant(t *testing.T) {
+	k := PartialKey{Tenant: "org_1", Start: 5, Length: time.Minute, Source: 3, Late: 9}
+	b, _ := k.AppendBinary(nil)
+	if got, ok := KeyTenant(b); !ok || string(got) != "org_1" {
+		t.Fatalf("KeyTenant = %q, %v", got, ok)
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 1, 'a'}, {1, 9, 'a'}, {1, 0x80}} {
+		if _, ok := KeyTenant(bad); ok {
+			t.Errorf("KeyTenant(%v) accepted", bad)
+		}
+	}
+}
+
+func TestCombinerDueNowSkipsGraceNotTheEnd(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Minute})
+	c.Add(wholePartial(0, 1, 2, exactSeries("a", 10)))
+	clock.now = t0.Add(time.Minute - time.Millisecond)
+	if d := c.DueNow(); len(d) != 0 {
+		t.Fatalf("DueNow lists a window that has not ended: %v", d)
+	}
+	clock.now = t0.Add(time.Minute)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("Due lists a window within its grace: %v", d)
+	}
+	if d := c.DueNow(); len(d) != 1 {
+		t.Fatalf("DueNow = %v, want the ended window", d)
+	}
+}

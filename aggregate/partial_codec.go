@@ -363,6 +363,21 @@ func (k PartialKey) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// KeyTenant is the tenant of a key in its binary form, without copying:
+// the partials topic is partitioned by it, so that all of a tenant's
+// partials meet on one partition. ok is false for bytes that are not a key
+// of this version.
+func KeyTenant(key []byte) (tenant []byte, ok bool) {
+	if len(key) < 2 || key[0] != partialVersion {
+		return nil, false
+	}
+	n, w := binary.Uvarint(key[1:])
+	if w <= 0 || n > uint64(len(key)-1-w) {
+		return nil, false
+	}
+	return key[1+w : 1+w+int(n)], true
+}
+
 // reader reads the binary form; after the first error every read returns
 // zero and err stays set, with the first reason.
 type reader struct {

@@ -74,8 +74,25 @@ type Config struct {
 	// so it bounds the stall a crash causes.
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
-	// CreateDLQTopic creates the dead-letter topic at start-up when missing.
+	// CreateDLQTopic creates the dead-letter topic, and the partials topic,
+	// at start-up when missing.
 	CreateDLQTopic bool
+
+	// PartialsTopic carries each partition's share of every tenant window
+	// (aggregate.Partial) to the combiner: compacted, so a replay overwrites
+	// its own earlier share, and deleted by age past PartialsRetention.
+	PartialsTopic     string
+	PartialsRetention time.Duration
+	// CombinerGroup is the consumer group of the second stage, which sums
+	// the partials into one series per tag set.
+	CombinerGroup string
+	// CombinerSettle: a closed window's totals go out once no share changed
+	// them for this long (and again if one comes later).
+	CombinerSettle time.Duration
+	// CombinerMemory bounds the bytes of partials the combiner holds, summed
+	// over its partitions' shares of it. Past it, the windows that expire
+	// first are dropped.
+	CombinerMemory int64
 }
 
 // FieldError is a configuration problem with one field of Config. Callers that
@@ -100,6 +117,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTagSets == 0 {
 		c.MaxTagSets = 1000
+	}
+	if c.PartialsTopic == "" {
+		c.PartialsTopic = "prism.exporter.partials"
+	}
+	if c.PartialsRetention == 0 {
+		c.PartialsRetention = 3 * time.Hour
+	}
+	if c.CombinerGroup == "" {
+		c.CombinerGroup = c.Group + ".combiner"
+	}
+	if c.CombinerSettle == 0 {
+		c.CombinerSettle = time.Second
+	}
+	if c.CombinerMemory == 0 {
+		c.CombinerMemory = 64 << 20
 	}
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = 32 << 20
@@ -139,6 +171,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Topic == c.DLQTopic {
 		bad("DLQTopic", "must differ from Topic %q, or dead letters would be consumed again", c.Topic)
+	}
+	if c.PartialsTopic == c.Topic || c.PartialsTopic == c.DLQTopic {
+		bad("PartialsTopic", "must differ from Topic %q and DLQTopic %q", c.Topic, c.DLQTopic)
+	}
+	if c.CombinerGroup == c.Group {
+		bad("CombinerGroup", "must differ from Group %q: the two stages are separate consumer groups", c.Group)
+	}
+	// The combiner rebuilds an hour of windows from the topic after a
+	// restart; the margin covers the longest sync interval.
+	if c.PartialsRetention < 90*time.Minute {
+		bad("PartialsRetention", "must be at least 1h30m (Datadog takes points up to 1h old, plus the longest window), got %s", c.PartialsRetention)
+	}
+	if c.CombinerSettle < 0 || c.CombinerSettle > time.Minute {
+		bad("CombinerSettle", "must be between 0 and 1m, got %s", c.CombinerSettle)
+	}
+	if c.CombinerMemory < 1<<20 {
+		bad("CombinerMemory", "must be at least 1 MiB, got %d bytes", c.CombinerMemory)
 	}
 	if c.AllowedLateness < 0 || c.AllowedLateness > time.Hour {
 		bad("AllowedLateness", "must be between 0 and 1h, got %s", c.AllowedLateness)

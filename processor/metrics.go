@@ -25,6 +25,15 @@ type metrics struct {
 	lateRecords  *prometheus.CounterVec // by placement
 	openWindows  *prometheus.GaugeVec
 	deliveryWait prometheus.Histogram
+
+	partials     *prometheus.CounterVec // produced, retried, invalid
+	partialWrite prometheus.Histogram
+
+	combined       *prometheus.CounterVec // partials read by the combiner, by result
+	combinerSends  *prometheus.CounterVec // window totals handed to the sink, by result
+	combinerHeld   *prometheus.GaugeVec   // windows, partials, bytes
+	combinerLag    *prometheus.GaugeVec   // by partials partition
+	combinerUnsent prometheus.Gauge       // windows changed and not yet accepted
 }
 
 func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
@@ -100,12 +109,42 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
 	}
+	m.partials = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "prism_exporter_partials_produced_total",
+		Help: "Window shares (partials) the first stage wrote to the partials topic, by result (produced, retried, invalid).",
+	}, []string{"result"})
+	m.partialWrite = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "prism_exporter_partials_write_seconds",
+		Help:    "Time to write one run of partials to the partials topic, acked by every in-sync replica.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	m.combined = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "prism_exporter_combiner_partials_total",
+		Help: "Partials the combiner read, by result (changed, unchanged, too_old, evicted, invalid, rebuilt).",
+	}, []string{"result"})
+	m.combinerSends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "prism_exporter_combiner_windows_sent_total",
+		Help: "Window totals the combiner handed to the sink, by result (accepted, superseded, abandoned).",
+	}, []string{"result"})
+	m.combinerHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "prism_exporter_combiner_held",
+		Help: "What the combiner holds, summed over its partitions: windows, partials, and their estimated bytes (what).",
+	}, []string{"what"})
+	m.combinerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "prism_exporter_combiner_lag",
+		Help: "Partials between the partials partition's high watermark and the combiner's next read.",
+	}, []string{"partition"})
+	m.combinerUnsent = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "prism_exporter_combiner_unsent_windows",
+		Help: "Windows whose totals changed and are not yet accepted by Datadog.",
+	})
 	m.budgetUsed = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "prism_exporter_memory_budget_used_bytes",
 		Help: "Estimated bytes of decoded records held until Datadog accepts them.",
 	}, func() float64 { return float64(b.used.Load()) })
 	reg.MustRegister(m.records, m.bytes, m.deadLetters, m.skipped, m.decodeTime, m.lag, m.committed,
 		m.commits, m.assigned, m.rebalances, m.budgetUsed, m.paused, m.batches, m.lateRecords,
-		m.openWindows, m.deliveryWait, m.kafkaErrors, m.kafkaDown)
+		m.openWindows, m.deliveryWait, m.kafkaErrors, m.kafkaDown,
+		m.partials, m.partialWrite, m.combined, m.combinerSends, m.combinerHeld, m.combinerLag, m.combinerUnsent)
 	return m
 }

@@ -38,6 +38,7 @@ type partition struct {
 	answers chan answer
 	exited  chan struct{}
 	log     *zap.Logger
+	out     *partialWriter
 
 	hwm        int64 // high watermark last seen, -1 unknown
 	lastFetch  time.Time
@@ -121,6 +122,15 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 		return
 	}
 	log.Info("partition assigned", zap.Int64("offset", start), zap.Time("delivered_through", meta.delivered), zap.Int64("late_from", meta.lateFrom))
+
+	// The partials writer outlives the generation's context by the drain:
+	// what the aggregator handed it before the revoke is still written, and
+	// committed, if Kafka takes it within DrainTimeout.
+	pt.out = newPartialWriter(p.partialsOut, p.metrics, log)
+	outCtx, stopOut := context.WithCancel(context.WithoutCancel(gctx))
+	outDone := make(chan struct{})
+	go func() { defer close(outDone); pt.out.run(outCtx) }()
+	defer func() { stopOut(); <-outDone }()
 
 	fetchCtx, stopFetch := context.WithCancel(gctx)
 	batches := make(chan []kafka.Message, 4)
@@ -404,8 +414,10 @@ func (pt *partition) deadLetter(ctx context.Context, m *kafka.Message, err error
 	})
 }
 
-// emit hands an aggregator's batch to the sink and arranges for its answer to
-// come back to this goroutine.
+// emit hands an aggregator's batch on and arranges for its answer to come
+// back to this goroutine: its logs to the sink, its window shares to the
+// partials topic (the combiner sends the metrics). It counts as accepted
+// once both are.
 func (pt *partition) emit(b aggregate.Batch) {
 	p := pt.p
 	tok := pt.track.sent(&b)
@@ -415,9 +427,26 @@ func (pt *partition) emit(b aggregate.Batch) {
 	}
 	p.metrics.batches.WithLabelValues(b.Kind.String()).Inc()
 	sentAt := time.Now()
-	p.deps.Deliverer.Deliver(b, func(accepted bool) {
+	done := func(accepted bool) {
 		pt.reply(answer{tok: tok, accepted: accepted, bytes: bytes, sentAt: sentAt})
-	})
+	}
+	parts := b.RecordPartials
+	if b.Partial != nil {
+		parts = append(parts[:len(parts):len(parts)], b.Partial)
+	}
+	// This partition's series are a share, not a total: they reach
+	// Datadog only summed with the other partitions' shares.
+	b.Series, b.Partial, b.RecordPartials = nil, nil, nil
+	switch {
+	case len(parts) == 0:
+		p.deps.Deliverer.Deliver(b, done)
+	case len(b.Logs) == 0:
+		pt.out.write(partialOut{parts: parts, done: done})
+	default:
+		both := joinAnswers(2, done)
+		pt.out.write(partialOut{parts: parts, done: both})
+		p.deps.Deliverer.Deliver(b, both)
+	}
 }
 
 // reply carries an answer back, or drops it when this pipeline has ended: the

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,11 @@ type Processor struct {
 	consumed  atomic.Int64
 	deadCount atomic.Int64
 	lagTotal  atomic.Int64
+
+	// partialsOut writes every pipeline's window shares; the combiner,
+	// the second stage, sums them.
+	partialsOut *kafka.Writer
+	combiner    *combiner
 }
 
 type wallClock struct{}
@@ -97,16 +103,19 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		return nil, err
 	}
 	b := &budget{limit: cfg.MemoryBudget}
-	return &Processor{
-		cfg:     cfg,
-		deps:    deps,
-		dialer:  dialer,
-		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: 15 * time.Second},
-		metrics: newMetrics(deps.Registerer, b),
-		budget:  b,
-		log:     deps.Logger,
-		clock:   clock,
-	}, nil
+	p := &Processor{
+		cfg:         cfg,
+		deps:        deps,
+		dialer:      dialer,
+		client:      &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: 15 * time.Second},
+		metrics:     newMetrics(deps.Registerer, b),
+		budget:      b,
+		log:         deps.Logger,
+		clock:       clock,
+		partialsOut: newKafkaPartialsWriter(cfg, transport),
+	}
+	p.combiner = &combiner{p: p, log: deps.Logger.Named("combiner")}
+	return p, nil
 }
 
 // Ready reports whether the member has joined the group at least once.
@@ -138,31 +147,41 @@ func (p *Processor) Status() Status {
 // finish (bounded by DrainTimeout), commits, and leaves the group. It returns
 // nil on a clean stop.
 func (p *Processor) Run(ctx context.Context) error {
-	if p.cfg.CreateDLQTopic {
-		// Kafka not answering at start (a broker restarting during a deploy)
-		// is an outage to ride out, not a crash: retried with backoff until
-		// it answers or ctx ends.
-		for wait := 500 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
-			err := p.ensureTopic(ctx, p.cfg.DLQTopic)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			var te *topicError
-			if errors.As(err, &te) && te.permanent {
-				return err
-			}
-			p.kafkaDown("topic_setup", err, wait)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
+	// Kafka not answering at start (a broker restarting during a deploy)
+	// is an outage to ride out, not a crash: retried with backoff until it
+	// answers or ctx ends.
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
+		err := p.ensureTopics(ctx)
+		if err == nil {
+			break
 		}
-		p.metrics.kafkaDown.Set(0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var te *topicError
+		if errors.As(err, &te) && te.permanent {
+			return err
+		}
+		p.kafkaDown("topic_setup", err, wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
+	p.metrics.kafkaDown.Set(0)
+	// The combiner stops after the first stage has drained, so that it
+	// reads and sends the shares the first stage wrote as it stopped.
+	combinerCtx, stopCombiner := context.WithCancel(context.WithoutCancel(ctx))
+	combinerDone := make(chan struct{})
+	go func() { defer close(combinerDone); p.combiner.run(combinerCtx) }()
+	defer func() {
+		stopCombiner()
+		<-combinerDone
+		if err := p.partialsOut.Close(); err != nil {
+			p.log.Warn("closing the partials writer", zap.Error(err))
+		}
+	}()
 	dlqCtx, stopDLQ := context.WithCancel(context.Background())
 	dlqDone := make(chan struct{})
 	go func() { defer close(dlqDone); p.deps.DeadLetters.run(dlqCtx) }()
@@ -253,9 +272,28 @@ type topicError struct {
 func (e *topicError) Error() string { return e.err.Error() }
 func (e *topicError) Unwrap() error { return e.err }
 
+// ensureTopics creates the topics the processor writes: the partials
+// topic always (the combiner cannot work without it), the dead-letter
+// topic when asked to.
+func (p *Processor) ensureTopics(ctx context.Context) error {
+	if p.cfg.CreateDLQTopic {
+		if err := p.ensureTopic(ctx, p.cfg.DLQTopic, "dead-letter topic (PRISM_DLQ_TOPIC)", nil); err != nil {
+			return err
+		}
+	}
+	return p.ensureTopic(ctx, p.cfg.PartialsTopic, "partials topic (PRISM_PARTIALS_TOPIC)", []kafka.ConfigEntry{
+		// Compacted: a replay's share overwrites the share it replays.
+		// Deleted by age too: nothing older than Datadog's hour plus the
+		// longest window is read again.
+		{ConfigName: "cleanup.policy", ConfigValue: "compact,delete"},
+		{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(p.cfg.PartialsRetention.Milliseconds(), 10)},
+		{ConfigName: "segment.ms", ConfigValue: strconv.FormatInt(min(p.cfg.PartialsRetention/6, time.Hour).Milliseconds(), 10)},
+	})
+}
+
 // ensureTopic creates topic with the source topic's partition count when it
-// does not exist.
-func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
+// does not exist; what names it in errors.
+func (p *Processor) ensureTopic(ctx context.Context, topic, what string, configs []kafka.ConfigEntry) error {
 	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.cfg.Topic, topic}})
 	if err != nil {
 		return fmt.Errorf("processor: reading metadata of %q: %w", p.cfg.Topic, err)
@@ -271,7 +309,7 @@ func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
 	}
 	rf := min(3, len(md.Brokers))
 	res, err := p.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf,
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf, ConfigEntries: configs,
 	}}})
 	if err == nil {
 		err = res.Errors[topic]
@@ -279,7 +317,7 @@ func (p *Processor) ensureTopic(ctx context.Context, topic string) error {
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		var ke kafka.Error
 		return &topicError{
-			err:       fmt.Errorf("processor: creating dead-letter topic %q (PRISM_DLQ_TOPIC): %w", topic, err),
+			err:       fmt.Errorf("processor: creating %s %q: %w", what, topic, err),
 			permanent: errors.As(err, &ke) && !ke.Temporary(),
 		}
 	}

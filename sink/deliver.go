@@ -71,7 +71,7 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 	// them again after a failure of the logs is harmless: they are whole
 	// totals, and Datadog keeps the last.
 	if len(series) > 0 {
-		if err := q.sendSeries(ctx, cn, b.Partition, b.Window, series); err != nil {
+		if err := q.sendSeries(ctx, cn, b.Window, series); err != nil {
 			out, requeue = q.failedWith(ctx, cn, err)
 			return out, requeue, false
 		}

@@ -75,10 +75,10 @@ const (
 
 // encodeSeriesFor turns a window's totals into Datadog series. The counts are
 // COUNT with the window as interval; the latency figures are gauges. Each
-// point is stamped with the window's start, and every series carries the
-// partition (see docs/design.md: each partition writes its own series, since
-// Datadog keeps one value per series and timestamp).
-func encodeSeriesFor(partition int32, w aggregate.Window, all []aggregate.Series) encodedSeries {
+// point is stamped with the window's start. The totals are the whole
+// window's, summed over every partition by the combiner: Datadog keeps one
+// value per series and timestamp, so one writer sends each (docs/design.md).
+func encodeSeriesFor(w aggregate.Window, all []aggregate.Series) encodedSeries {
 	ts := w.Start.Unix()
 	interval := int64(w.Length / time.Second)
 	out := encodedSeries{buf: make([]byte, 0, len(all)*seriesPerTagSet*260), ends: make([]int, 0, len(all)*seriesPerTagSet)}
@@ -92,9 +92,7 @@ func encodeSeriesFor(partition int32, w aggregate.Window, all []aggregate.Series
 		tags = appendJSONString(tags, tag("gateway", s.Tags.Gateway, "unknown"))
 		tags = append(tags, ',')
 		tags = appendJSONString(tags, tag("routing", s.Tags.Routing, "none"))
-		tags = append(tags, `,"partition:`...)
-		tags = strconv.AppendInt(tags, int64(partition), 10)
-		tags = append(tags, `"]`...)
+		tags = append(tags, ']')
 		add := func(name string, typ int, v float64) {
 			b := append(out.buf, `{"metric":"`...)
 			b = append(b, name...)
@@ -200,8 +198,8 @@ func (s *Sink) gzipSeries(series encodedSeries) ([]byte, error) {
 var comma = []byte{','}
 
 // sendSeries delivers a window's series.
-func (q *tenantQueue) sendSeries(ctx context.Context, cn *conn, partition int32, w aggregate.Window, totals []aggregate.Series) error {
-	groups, err := q.s.splitSeries(encodeSeriesFor(partition, w, totals), maxSeriesUncompressed, maxSeriesCompressed)
+func (q *tenantQueue) sendSeries(ctx context.Context, cn *conn, w aggregate.Window, totals []aggregate.Series) error {
+	groups, err := q.s.splitSeries(encodeSeriesFor(w, totals), maxSeriesUncompressed, maxSeriesCompressed)
 	if err != nil {
 		return err
 	}

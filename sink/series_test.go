@@ -20,7 +20,7 @@ func TestSeriesPayload(t *testing.T) {
 	w := aggregate.Window{Start: start, Length: 5 * time.Minute}
 	s1 := testSeries("GPT 4o")
 	s1.Tags.Routing = ""
-	got := decodeWithClientModel(t, encodeSeriesFor(7, w, []aggregate.Series{s1}))
+	got := decodeWithClientModel(t, encodeSeriesFor(w, []aggregate.Series{s1}))
 	if len(got) != seriesPerTagSet {
 		t.Fatalf("%d series", len(got))
 	}
@@ -42,7 +42,7 @@ func TestSeriesPayload(t *testing.T) {
 		"prism.gateway.latency_ms.p99":     {3, 390},
 		"prism.gateway.latency_ms.max":     {3, 400},
 	}
-	wantTags := "model:gpt_4o,provider:openai,gateway:gw-1,routing:none,partition:7"
+	wantTags := "model:gpt_4o,provider:openai,gateway:gw-1,routing:none"
 	for _, s := range got {
 		w, ok := want[s.Metric]
 		if !ok {
@@ -104,7 +104,7 @@ func TestSeriesOnTheWire(t *testing.T) {
 	}
 	r := p.Series[0]
 	if r.Metric != "prism.gateway.requests" || r.Type != 1 || r.Interval != 60 || r.Points[0].Timestamp != b.Window.Start.Unix() || r.Points[0].Value != 10 ||
-		strings.Join(r.Tags, ",") != "model:gpt-4o,provider:openai,gateway:gw-1,routing:weighted,partition:3" {
+		strings.Join(r.Tags, ",") != "model:gpt-4o,provider:openai,gateway:gw-1,routing:weighted" {
 		t.Errorf("%+v", r)
 	}
 }
@@ -225,7 +225,7 @@ func TestSeriesSplitAt5MBUncompressed(t *testing.T) {
 		sets[i].Tags.Gateway = strings.Repeat("g", 190)
 		sets[i].Tags.Provider = strings.Repeat("p", 190)
 	}
-	all := encodeSeriesFor(0, w, sets)
+	all := encodeSeriesFor(w, sets)
 	whole, _ := s.gzipSeries(all)
 	if all.rawSize() <= maxSeriesUncompressed || len(whole) > maxSeriesCompressed {
 		t.Fatalf("test data: %d raw, %d gz", all.rawSize(), len(whole))

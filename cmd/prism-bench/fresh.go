@@ -17,8 +17,8 @@ type freshPhase struct {
 	Produced    int64   `json:"produced"`
 	ActualRate  float64 `json:"records_per_second"`
 	Windows     int     `json:"windows"`                 // tenant windows measured
-	Freshness   dist    `json:"freshness_seconds"`       // the window complete: its last partition's points
-	FirstSeen   dist    `json:"first_partition_seconds"` // its first partition's points
+	Freshness   dist    `json:"freshness_seconds"`       // the window complete: every series at its final value
+	FirstSeen   dist    `json:"first_partition_seconds"` // its first point of any value
 	CPUPerMil   float64 `json:"cpu_seconds_per_million"`
 	Lag         int64   `json:"lag_at_end"` // records not yet fetched by the exporter when the phase ended
 	PeakRSSMiB  float64 `json:"peak_rss_mib_so_far"`
@@ -55,8 +55,8 @@ type freshRun struct {
 // runFresh produces live traffic, first at the low rate and then at the full
 // one, into a new topic that one exporter consumes with short windows, and
 // measures for each tenant window inside a phase the time from the window's
-// end until the stand-in had accepted its prism.gateway.requests points from
-// every partition that had records for it.
+// end until the stand-in had accepted the final value of every one of its
+// prism.gateway.requests series.
 func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 	topic := "bench-fresh-" + suffix
 	admin := newAdmin(c.brokers, c.partitions)
@@ -128,8 +128,11 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 
 	run.StatusCounts = [2]map[int]int64{logs.Stats().ByStatus, recorder.Stats().ByStatus}
 
-	// The latest first-acceptance over a window's series (one per partition
-	// and tag set) is when the whole window was visible in Datadog.
+	// A window is complete when every one of its series (one per tag set)
+	// holds its final value: the combiner may first send a provisional
+	// total, which a later write with the last partitions' shares replaces.
+	// Completion is the first write of the final value, the latest over the
+	// window's series; first is its earliest write of anything.
 	type key struct {
 		tenant string
 		ts     int64
@@ -138,25 +141,50 @@ func runFresh(ctx context.Context, c config, suffix string) (freshRun, error) {
 		key
 		tags string
 	}
-	firstSeen := map[series]time.Time{}
+	type seen struct {
+		first, final, last time.Time
+		value              float64 // of the last write
+	}
+	bySeries := map[series]*seen{}
+	var writes []ddfake.Write
+	var owners []string
 	for _, id := range ids {
 		for _, w := range recorder.Writes(id) {
-			if w.Point.Metric != "prism.gateway.requests" {
-				continue
-			}
-			k := series{key{id, w.Point.Timestamp}, fmt.Sprint(w.Point.Tags)}
-			if t, ok := firstSeen[k]; !ok || w.Received.Before(t) {
-				firstSeen[k] = w.Received
+			if w.Point.Metric == "prism.gateway.requests" {
+				writes, owners = append(writes, w), append(owners, id)
 			}
 		}
 	}
-	complete, first := map[key]time.Time{}, map[key]time.Time{}
-	for k, t := range firstSeen {
-		if t.After(complete[k.key]) {
-			complete[k.key] = t
+	keyOf := func(i int) series {
+		return series{key{owners[i], writes[i].Point.Timestamp}, fmt.Sprint(writes[i].Point.Tags)}
+	}
+	for i, w := range writes { // the last write's value is the final one
+		k := keyOf(i)
+		s := bySeries[k]
+		if s == nil {
+			s = &seen{first: w.Received}
+			bySeries[k] = s
 		}
-		if f, ok := first[k.key]; !ok || t.Before(f) {
-			first[k.key] = t
+		if w.Received.Before(s.first) {
+			s.first = w.Received
+		}
+		if !w.Received.Before(s.last) {
+			s.last, s.value = w.Received, w.Point.Value
+		}
+	}
+	for i, w := range writes { // its first write
+		s := bySeries[keyOf(i)]
+		if w.Point.Value == s.value && (s.final.IsZero() || w.Received.Before(s.final)) {
+			s.final = w.Received
+		}
+	}
+	complete, first := map[key]time.Time{}, map[key]time.Time{}
+	for k, s := range bySeries {
+		if s.final.After(complete[k.key]) {
+			complete[k.key] = s.final
+		}
+		if f, ok := first[k.key]; !ok || s.first.Before(f) {
+			first[k.key] = s.first
 		}
 	}
 	for i := range run.Phases {

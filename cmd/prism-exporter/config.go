@@ -50,6 +50,13 @@ type settings struct {
 	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s" desc:"how often each partition commits"`
 	DrainTimeout    time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"how long a stopping or revoked partition waits for in-flight deliveries"`
 
+	// The second stage: window shares summed into one series per tag set.
+	PartialsTopic     string        `envconfig:"PARTIALS_TOPIC" default:"prism.exporter.partials" desc:"compacted topic (compact,delete) where each partition writes its share of every tenant window, partitioned by tenant; created at start-up when missing, with the gateway topic's partition count"`
+	PartialsRetention time.Duration `envconfig:"PARTIALS_RETENTION" default:"3h" desc:"retention.ms of a new partials topic; at least 1h30m (Datadog takes points up to 1 h old, plus the longest window)"`
+	CombinerGroup     string        `envconfig:"COMBINER_GROUP" desc:"consumer group of the second stage, which reads the partials topic; empty: PRISM_KAFKA_GROUP + '.combiner'"`
+	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"1s" desc:"a closed window's totals go out once no partition's share changed them for this long, and again if a share comes later"`
+	CombinerMemoryMiB int64         `envconfig:"COMBINER_MEMORY_MIB" default:"64" desc:"bytes of window shares the second stage holds (an hour of windows); past it the oldest windows are dropped"`
+
 	// The integrations store and its API (docs/api.md).
 	IntegrationsTopic string      `envconfig:"INTEGRATIONS_TOPIC" default:"prism.exporter.integrations" desc:"compacted topic that holds every integration; created at start-up when missing"`
 	StatusTopic       string      `envconfig:"STATUS_TOPIC" default:"prism.exporter.status" desc:"compacted topic where each replica publishes its integrations' delivery status, summed by every replica for the API; created at start-up when missing"`
@@ -67,21 +74,26 @@ type settings struct {
 // envNames maps processor.Config fields to the variables that set them, so
 // that a validation error names what the user has to change.
 var envNames = map[string]string{
-	"Brokers":          "PRISM_KAFKA_BROKERS",
-	"Topic":            "PRISM_KAFKA_TOPIC",
-	"Group":            "PRISM_KAFKA_GROUP",
-	"DLQTopic":         "PRISM_DLQ_TOPIC",
-	"AllowedLateness":  "PRISM_ALLOWED_LATENESS",
-	"MaxTagSets":       "PRISM_MAX_TAG_SETS",
-	"MemoryBudget":     "PRISM_MEMORY_BUDGET_MIB",
-	"DrainTimeout":     "PRISM_DRAIN_TIMEOUT",
-	"SessionTimeout":   "PRISM_KAFKA_SESSION_TIMEOUT",
-	"RebalanceTimeout": "PRISM_KAFKA_REBALANCE_TIMEOUT",
-	"CommitInterval":   "PRISM_COMMIT_INTERVAL",
-	"SASL.Mechanism":   "PRISM_KAFKA_SASL_MECHANISM",
-	"SASL.Username":    "PRISM_KAFKA_SASL_USERNAME",
-	"TLS.CertFile":     "PRISM_KAFKA_TLS_CERT_FILE",
-	"TLS":              "PRISM_KAFKA_TLS_*",
+	"Brokers":           "PRISM_KAFKA_BROKERS",
+	"Topic":             "PRISM_KAFKA_TOPIC",
+	"Group":             "PRISM_KAFKA_GROUP",
+	"DLQTopic":          "PRISM_DLQ_TOPIC",
+	"AllowedLateness":   "PRISM_ALLOWED_LATENESS",
+	"MaxTagSets":        "PRISM_MAX_TAG_SETS",
+	"MemoryBudget":      "PRISM_MEMORY_BUDGET_MIB",
+	"DrainTimeout":      "PRISM_DRAIN_TIMEOUT",
+	"PartialsTopic":     "PRISM_PARTIALS_TOPIC",
+	"PartialsRetention": "PRISM_PARTIALS_RETENTION",
+	"CombinerGroup":     "PRISM_COMBINER_GROUP",
+	"CombinerSettle":    "PRISM_COMBINER_SETTLE",
+	"CombinerMemory":    "PRISM_COMBINER_MEMORY_MIB",
+	"SessionTimeout":    "PRISM_KAFKA_SESSION_TIMEOUT",
+	"RebalanceTimeout":  "PRISM_KAFKA_REBALANCE_TIMEOUT",
+	"CommitInterval":    "PRISM_COMMIT_INTERVAL",
+	"SASL.Mechanism":    "PRISM_KAFKA_SASL_MECHANISM",
+	"SASL.Username":     "PRISM_KAFKA_SASL_USERNAME",
+	"TLS.CertFile":      "PRISM_KAFKA_TLS_CERT_FILE",
+	"TLS":               "PRISM_KAFKA_TLS_*",
 }
 
 // loadSettings reads the process environment and checks it, naming the
@@ -229,5 +241,11 @@ func (s settings) processorConfig() processor.Config {
 		SessionTimeout:   s.KafkaSessionTimeout,
 		RebalanceTimeout: s.KafkaRebalanceTimeout,
 		CreateDLQTopic:   s.CreateDLQ,
+
+		PartialsTopic:     s.PartialsTopic,
+		PartialsRetention: s.PartialsRetention,
+		CombinerGroup:     s.CombinerGroup,
+		CombinerSettle:    s.CombinerSettle,
+		CombinerMemory:    s.CombinerMemoryMiB << 20,
 	}
 }

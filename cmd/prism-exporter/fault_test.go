@@ -171,3 +171,30 @@ func TestFaultRevokedKey(t *testing.T) {
 		t.Errorf("Datadog never refused the revoked key: %v", st.ByStatus)
 	}
 }
+
+// TestFaultLateRecordsAcrossKill9: 3-second windows, a second stream of
+// records 12 s late (past the allowed lateness, so their windows closed
+// long before, and more than the first stage's retained windows), and a
+// kill -9 in between. The late records reach their windows through the
+// partials topic, so every window total is exact, including those closed
+// before the crash.
+func TestFaultLateRecordsAcrossKill9(t *testing.T) {
+	needRealBroker(t)
+	e := newEnv(t, []testTenant{
+		{ID: "org_1a7e0", Site: "US1", APIKey: "late-1a7e0-00000000000000000000001", Interval: 3 * time.Second},
+		{ID: "org_2b8f1", Site: "EU1", APIKey: "late-2b8f1-00000000000000000000002", Interval: 3 * time.Second},
+	})
+	onTime := e.startTraffic(400, 0, 51)
+	late := e.startTrafficAt(100, 0, 52, 12*time.Second)
+	m := e.startMember("m0")
+	time.Sleep(15 * time.Second)
+	m.kill()
+	m = e.startMember("m1")
+	time.Sleep(15 * time.Second)
+	recs := append(onTime.finish(), late.finish()...)
+	e.waitCommitted(2 * time.Minute)
+	t.Logf("last member: %s", m.lateCounts())
+	m.terminate(30 * time.Second)
+	dups := e.checkDatadog(recs, false)
+	t.Logf("late records across a kill -9: %d records (%d late), %d duplicate logs", len(recs), len(recs)/5, dups)
+}

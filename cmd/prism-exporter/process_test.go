@@ -158,6 +158,12 @@ type live struct {
 }
 
 func (e *env) startTraffic(rate, malformedEvery int, seed int64) *live {
+	return e.startTrafficAt(rate, malformedEvery, seed, 0)
+}
+
+// startTrafficAt is startTraffic with event times delay behind the clock:
+// records that arrive after their windows closed.
+func (e *env) startTrafficAt(rate, malformedEvery int, seed int64, delay time.Duration) *live {
 	ids := make([]string, len(e.tenants))
 	for i, tt := range e.tenants {
 		ids[i] = tt.ID
@@ -185,7 +191,7 @@ func (e *env) startTraffic(rate, malformedEvery int, seed int64) *live {
 				batch := make([]sent, 0, per)
 				recs := make([]*kgo.Record, 0, per)
 				for i := 0; i < per; i++ {
-					ts := now.Add(time.Duration(rng.Int64N(int64(500*time.Millisecond))) - 250*time.Millisecond)
+					ts := now.Add(time.Duration(rng.Int64N(int64(500*time.Millisecond))) - 250*time.Millisecond - delay)
 					_, v, bad := g.Next(ts)
 					s := sent{partition: n % partitions, value: v, bad: bad}
 					n++
