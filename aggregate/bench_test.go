@@ -32,33 +32,32 @@ func benchEvents(n, tenants int) []*schemas.Event {
 }
 
 // BenchmarkAdd is the steady state of one busy partition: 100 tenants with
-// 1-minute windows, 1000 records per second of event time (600 per tenant
-// window, so chunks of 500 go out), an Advance per 1000 records as the
-// processor does per fetch. ns/op and allocs/op are per record added,
-// closes and chunk hand-offs included.
+// 1-minute windows, 1000 records per second of event time, a cut per 1000
+// records (a second, as the processor cuts per commit interval). ns/op and
+// allocs/op are per record added, cuts and chunk hand-offs included.
 func BenchmarkAdd(b *testing.B) {
 	const tenants = 100
 	clock := &fakeClock{now: t0}
-	a, err := New(Config{AllowedLateness: 10 * time.Second, Clock: clock}, Resume{})
+	s, err := NewSegmenter(Config{Clock: clock})
 	if err != nil {
 		b.Fatal(err)
 	}
 	// A ring of events, re-stamped as they are reused: Add reads an event's
 	// fields once, so reusing one still buffered as a log changes nothing
-	// the aggregator computes.
+	// the segmenter computes.
 	evs := benchEvents(1<<16, tenants)
 	i := 0
 	add := func() {
 		ev := evs[i&(len(evs)-1)]
 		ev.Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
-		a.Add(int64(i), ev, time.Minute, discard)
+		s.Add(int64(i), ev, time.Minute, discard)
 		i++
 		if i%1000 == 0 {
 			clock.now = ev.Timestamp
-			a.Advance(false, discard)
+			s.Cut(int64(i), -1, discard)
 		}
 	}
-	for range 300_000 { // five minutes of event time: windows open, close, retained
+	for range 300_000 {
 		add()
 	}
 	b.ReportAllocs()
@@ -68,37 +67,48 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkClose is the cost per window closed: 1000 tenants with 10
-// records over 3 tag sets each, closed together by an idle Advance (totals,
-// sort, sketch percentiles, retention and eviction).
-func BenchmarkClose(b *testing.B) {
-	const tenants, perWindow = 1000, 10
+// BenchmarkCut is the cost per tenant window share handed on at a cut:
+// 1000 tenants with 10 records over 3 tag sets each (totals, sort, the
+// partial's latencies).
+func BenchmarkCut(b *testing.B) {
+	benchCut(b, 1000, 10)
+}
+
+// BenchmarkCutSketched is BenchmarkCut with busy windows: 200 tenants with
+// 100 records over 3 tag sets each, so every tag set's latencies are in a
+// sketch whose bins the partial copies.
+func BenchmarkCutSketched(b *testing.B) {
+	benchCut(b, 200, 100)
+}
+
+func benchCut(b *testing.B, tenants, perWindow int) {
 	clock := &fakeClock{now: t0}
-	a, err := New(Config{Clock: clock}, Resume{})
+	s, err := NewSegmenter(Config{Clock: clock})
 	if err != nil {
 		b.Fatal(err)
 	}
 	evs := benchEvents(tenants*perWindow, tenants)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for round, closed := 0, 0; closed < b.N; round++ {
+	for round, cut := 0, 0; cut < b.N; round++ {
 		b.StopTimer()
 		start := t0.Add(time.Duration(round) * time.Minute)
+		clock.now = start
 		for j, ev := range evs {
 			ev.Timestamp = start.Add(time.Duration(j) * time.Millisecond)
-			a.Add(int64(round*len(evs)+j), ev, time.Minute, discard)
+			s.Add(int64(round*len(evs)+j), ev, time.Minute, discard)
 		}
-		clock.now = start.Add(time.Minute)
 		b.StartTimer()
-		a.Advance(true, discard)
-		closed += tenants
+		s.Cut(int64((round+1)*len(evs)), -1, discard)
+		cut += tenants
 	}
 }
 
-// BenchmarkOpenWindowMemory reports the heap bytes one open window costs
-// with 10,000 tenants each holding one (B/window): the events themselves are
-// allocated beforehand and not counted, their buffered log pointers are.
-func BenchmarkOpenWindowMemory(b *testing.B) {
+// BenchmarkSegmentMemory reports the heap bytes one tenant window's share
+// costs in a segment, with 10,000 tenants each holding one (B/window): the
+// events themselves are allocated beforehand and not counted, their
+// buffered log pointers are.
+func BenchmarkSegmentMemory(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		perWindow int
@@ -118,55 +128,27 @@ func BenchmarkOpenWindowMemory(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				a, err := New(Config{Clock: clock}, Resume{})
+				s, err := NewSegmenter(Config{Clock: clock})
 				if err != nil {
 					b.Fatal(err)
 				}
 				for j, ev := range evs {
-					a.Add(int64(j), ev, time.Minute, discard)
+					s.Add(int64(j), ev, time.Minute, discard)
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)
-				if got := a.Stats().OpenWindows; got != tenants {
-					b.Fatalf("%d open windows, want %d", got, tenants)
+				if got := s.Stats().Windows; got != tenants {
+					b.Fatalf("%d windows, want %d", got, tenants)
 				}
 				perWindow = float64(after.HeapAlloc-before.HeapAlloc) / tenants
-				runtime.KeepAlive(a)
+				runtime.KeepAlive(s)
 			}
 			b.ReportMetric(perWindow, "B/window")
 		})
 	}
 }
 
-// BenchmarkCloseSketched is BenchmarkClose with busy windows: 200 tenants
-// with 100 records over 3 tag sets each, so every tag set's latencies are
-// in a sketch (the close path snapshots its bins for the partial and takes
-// the percentiles from them).
-func BenchmarkCloseSketched(b *testing.B) {
-	const tenants, perWindow = 200, 100
-	clock := &fakeClock{now: t0}
-	a, err := New(Config{Clock: clock}, Resume{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	evs := benchEvents(tenants*perWindow, tenants)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for round, closed := 0, 0; closed < b.N; round++ {
-		b.StopTimer()
-		start := t0.Add(time.Duration(round) * time.Minute)
-		for j, ev := range evs {
-			ev.Timestamp = start.Add(time.Duration(j) * time.Millisecond)
-			a.Add(int64(round*len(evs)+j), ev, time.Minute, discard)
-		}
-		clock.now = start.Add(time.Minute)
-		b.StartTimer()
-		a.Advance(true, discard)
-		closed += tenants
-	}
-}
-
-// benchPartials returns the whole partials of one minute of 200 tenants
+// benchPartials returns the partials of one minute of 200 tenants
 // (100 records over 3 tag sets each: sketched) as each of sources
 // partitions would send them.
 func benchPartials(b *testing.B, sources int) []*Partial {
@@ -176,21 +158,16 @@ func benchPartials(b *testing.B, sources int) []*Partial {
 	evs := benchEvents(tenants*perWindow, tenants)
 	for src := range sources {
 		clock := &fakeClock{now: t0}
-		a, err := New(Config{Partition: int32(src), Clock: clock}, Resume{})
+		s, err := NewSegmenter(Config{Partition: int32(src), Clock: clock})
 		if err != nil {
 			b.Fatal(err)
 		}
 		for j, ev := range evs {
 			ev.Timestamp = t0.Add(time.Duration(j*sources+src) * time.Millisecond)
 			ev.LatencyMS = int64(50 + (j*37+src*101)%5000)
-			a.Add(int64(j), ev, time.Minute, discard)
+			s.Add(int64(j), ev, time.Minute, discard)
 		}
-		clock.now = t0.Add(2 * time.Minute)
-		a.Advance(true, func(bt Batch) {
-			if bt.Partial != nil {
-				out = append(out, bt.Partial)
-			}
-		})
+		s.Cut(int64(len(evs)), -1, func(bt Batch) { out = append(out, bt.Partials...) })
 	}
 	return out
 }

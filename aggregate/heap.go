@@ -1,76 +1,8 @@
 package aggregate
 
-import "cmp"
-
-// closingHeap orders open windows by the order they close in: end, then
-// tenant, then start and length (a tenant whose sync interval changed may
-// have windows of two lengths). Hand-written rather than container/heap to
-// avoid boxing a window in an interface on every push.
-type closingHeap []*window
-
-func closesBefore(a, b *window) bool {
-	if a.end != b.end {
-		return a.end < b.end
-	}
-	if c := cmp.Compare(a.tenant.name, b.tenant.name); c != 0 {
-		return c < 0
-	}
-	if a.start != b.start {
-		return a.start < b.start
-	}
-	return a.length < b.length
-}
-
-func (h *closingHeap) push(w *window) {
-	*h = append(*h, w)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !closesBefore(s[i], s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h closingHeap) peek() *window {
-	if len(h) == 0 {
-		return nil
-	}
-	return h[0]
-}
-
-func (h *closingHeap) pop() *window {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s[last] = nil
-	s = s[:last]
-	*h = s
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && closesBefore(s[l], s[m]) {
-			m = l
-		}
-		if r < len(s) && closesBefore(s[r], s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	return top
-}
-
 // indexedHeap is a binary min-heap whose items know their place in it, so
 // that any one can leave at once (a window evicted before it expires does
-// not pin its totals until then). Used for the aggregator's retained windows
-// (by start: when their totals expire) and the combiner's windows (by end).
+// not pin its totals until then). Used for the combiner's windows (by end).
 // Generic over a pointer type, so nothing is boxed in an interface.
 type indexedHeap[T any] struct {
 	items []T

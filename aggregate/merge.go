@@ -75,9 +75,13 @@ type Combiner struct {
 	// mutation lets tests break the Combiner on purpose, to show that the
 	// property tests catch it. Zero in production.
 	mutation struct {
-		keyOf        func(*Partial) PartialKey // replaces Partial.Key
-		countCovered bool                      // counts record partials a whole one covers
+		keyOf       func(*Partial) PartialKey // replaces Partial.Key
+		ignoreReset bool                      // Reset drops nothing
+		foldAll     bool                      // folds segments whether final or not
 	}
+	// committed is, per source partition, the highest Partial.Committed
+	// seen: its segments below it are final.
+	committed map[int32]int64
 }
 
 // CombinerStats is what the Combiner holds and has done, for self-metrics.
@@ -87,6 +91,9 @@ type CombinerStats struct {
 	Bytes    int64 // estimated memory they take
 
 	Replaced       int64 // partials that replaced the one held under their key
+	ResetDropped   int64 // windows a Reset took partials from
+	Folded         int64 // final segments folded into their source's sum
+	ResetTooLate   int64 // Resets below a folded segment: cannot be undone (a bug upstream)
 	Duplicates     int64 // of those, equal to the one they replaced: nothing changed
 	DroppedTooOld  int64 // partials refused: their window's end + MaxAge had passed
 	DroppedEvicted int64 // partials refused: their window was evicted by MaxBytes
@@ -116,12 +123,16 @@ type cwindow struct {
 	heapIdx int    // in Combiner.byEnd; -1 once dropped
 }
 
-// csource is what one source partition sent of a window: its whole
-// partial and the partials of single late records.
+// csource is what one source partition sent of a window: the latest
+// partial of each segment not yet final, and the sum of the final ones.
 type csource struct {
-	source  int32
-	whole   *Partial
-	records map[int64]*Partial // by Late
+	source   int32
+	segments map[int64]*Partial // by Segment
+	// folded sums the segments below foldedBelow, final since the source
+	// committed past them (see Partial.Committed), by tag set.
+	folded      map[TagSet]*mergeAcc
+	foldedBelow int64
+	foldedBytes int64
 }
 
 // NewCombiner returns an empty Combiner. Zero-valued Config fields take their
@@ -161,7 +172,8 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 	return &Combiner{
 		cfg:     cfg,
 		mapping: sk.mapping,
-		windows: make(map[windowID]*cwindow),
+		windows:   make(map[windowID]*cwindow),
+		committed: make(map[int32]int64),
 		byEnd: indexedHeap[*cwindow]{
 			less:  func(a, b *cwindow) bool { return compareWindows(a, b) < 0 },
 			place: func(w *cwindow) *int { return &w.heapIdx },
@@ -200,16 +212,14 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 		c.bytes += w.bytes
 	}
 	src := w.source(k.Source)
-	var old *Partial
-	if k.Late == 0 {
-		old, src.whole = src.whole, p
-	} else {
-		if src.records == nil {
-			src.records = make(map[int64]*Partial)
-		}
-		old = src.records[k.Late]
-		src.records[k.Late] = p
+	if k.Segment < src.foldedBelow {
+		// A copy of a segment already final and folded (a producer
+		// retry that landed twice): counted once already.
+		c.stats.Duplicates++
+		return false
 	}
+	old := src.segments[k.Segment]
+	src.segments[k.Segment] = p
 	size := partialSize(p)
 	if old != nil {
 		c.stats.Replaced++
@@ -231,8 +241,63 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 			c.dirty = append(c.dirty, w)
 		}
 	}
+	if p.Committed > c.committed[p.Source] {
+		c.committed[p.Source] = p.Committed
+	}
+	c.fold(w, src)
 	c.bound()
 	return changed && w.heapIdx >= 0
+}
+
+// foldExact is how many exact latencies a folded tag set keeps before it
+// moves them into its sketch bins: percentiles stay exact for small
+// windows, and a busy one holds bins, not every latency.
+const foldExact = 64
+
+// fold moves src's final segments into its sum: memory per source stays a
+// share and a few recent segments, however many segments a window spans.
+func (c *Combiner) fold(w *cwindow, src *csource) {
+	below, ok := c.committed[src.source]
+	if c.mutation.foldAll {
+		below, ok = int64(1)<<62, true
+	}
+	if !ok || below <= src.foldedBelow {
+		return
+	}
+	for seg, p := range src.segments {
+		if seg >= below {
+			continue
+		}
+		if src.folded == nil {
+			src.folded = make(map[TagSet]*mergeAcc, len(p.Series))
+		}
+		for i := range p.Series {
+			s := &p.Series[i]
+			a := src.folded[s.Tags]
+			if a == nil {
+				a = &mergeAcc{tags: s.Tags}
+				src.folded[s.Tags] = a
+			}
+			a.add(s, &p.Latencies[i])
+		}
+		size := partialSize(p)
+		w.bytes -= size
+		c.bytes -= size
+		w.count--
+		c.partials--
+		delete(src.segments, seg)
+		c.stats.Folded++
+	}
+	src.foldedBelow = below
+	var bytes int64
+	for _, a := range src.folded {
+		a.compact(c.mapping)
+		bytes += int64(seriesOverhead+len(a.tags.Model)+len(a.tags.Provider)+len(a.tags.Gateway)+len(a.tags.Routing)) +
+			int64(4*cap(a.exact)+binBytes*cap(a.bins))
+	}
+	w.bytes += bytes - src.foldedBytes
+	c.bytes += bytes - src.foldedBytes
+	src.foldedBytes = bytes
 }
 
 func (w *cwindow) source(s int32) *csource {
@@ -241,9 +306,57 @@ func (w *cwindow) source(s int32) *csource {
 			return x
 		}
 	}
-	x := &csource{source: s}
+	x := &csource{source: s, segments: make(map[int64]*Partial, 1)}
 	w.sources = append(w.sources, x)
 	return x
+}
+
+// Reset drops every partial of source from segment from on, in every
+// window: a new run reads the source again from from, a commit point, and
+// writes its own (see SourceReset). It returns the windows it changed,
+// which are due again like any changed window.
+func (c *Combiner) Reset(source int32, from int64) []Pending {
+	if c.mutation.ignoreReset {
+		return nil
+	}
+	if cm, ok := c.committed[source]; ok && from < cm {
+		// The source committed past from before; a run that starts below
+		// its own commit would be a bug upstream. What is folded stays.
+		c.stats.ResetTooLate++
+	}
+	now := c.cfg.Clock.Now().UnixNano()
+	var changed []Pending
+	for _, w := range c.windows {
+		for _, src := range w.sources {
+			if src.source != source {
+				continue
+			}
+			dropped := false
+			for seg, p := range src.segments {
+				if seg < from {
+					continue
+				}
+				size := partialSize(p)
+				w.bytes -= size
+				c.bytes -= size
+				w.count--
+				c.partials--
+				delete(src.segments, seg)
+				dropped = true
+			}
+			if dropped {
+				c.stats.ResetDropped++
+				w.version++
+				w.changed = now
+				if !w.listed {
+					w.listed = true
+					c.dirty = append(c.dirty, w)
+				}
+				changed = append(changed, Pending{Tenant: w.id.tenant, Window: windowOf(w.id.start, w.id.length), version: w.version})
+			}
+		}
+	}
+	return changed
 }
 
 // Pending names a window whose totals are due, at the version Due saw.
@@ -259,10 +372,10 @@ type Pending struct {
 // tenant. Send Totals of each, then MarkSent.
 func (c *Combiner) Due() []Pending { return c.due(false) }
 
-// DueNow is Due without waiting for Grace or Settle: every changed window
-// whose end has passed. A combiner that stops or loses its partition sends
-// these before it goes: the next owner sends a window again only if it
-// changes after that.
+// DueNow is every changed window, ended or not, without waiting for Grace
+// or Settle. A combiner that stops or loses its partition sends these
+// before it goes, so that what Datadog has reflects every share read: the
+// next owner sends a window again only if it changes after that.
 func (c *Combiner) DueNow() []Pending { return c.due(true) }
 
 func (c *Combiner) due(now0 bool) []Pending {
@@ -276,8 +389,8 @@ func (c *Combiner) due(now0 bool) []Pending {
 			continue
 		}
 		keep = append(keep, w)
-		settled := (now0 || c.cfg.Settle > 0 && now >= w.changed+int64(c.cfg.Settle)) && now >= w.end
-		if settled || now >= w.end+int64(c.cfg.Grace) {
+		settled := c.cfg.Settle > 0 && now >= w.changed+int64(c.cfg.Settle) && now >= w.end
+		if now0 || settled || now >= w.end+int64(c.cfg.Grace) {
 			due = append(due, w)
 		}
 	}
@@ -403,7 +516,7 @@ func partialSize(p *Partial) int64 {
 // covered, the sums and the latencies (the derived fields follow from them).
 func equalPartials(a, b *Partial) bool {
 	return a.Tenant == b.Tenant && a.Window.Start.Equal(b.Window.Start) && a.Window.Length == b.Window.Length &&
-		a.Source == b.Source && a.Late == b.Late && a.First == b.First && a.Through == b.Through &&
+		a.Source == b.Source && a.Segment == b.Segment && a.First == b.First && a.Through == b.Through &&
 		slices.EqualFunc(a.Series, b.Series, func(x, y Series) bool {
 			return x.Tags == y.Tags && x.Requests == y.Requests && x.Errors == y.Errors &&
 				x.InputTokens == y.InputTokens && x.OutputTokens == y.OutputTokens && x.Cost == y.Cost &&

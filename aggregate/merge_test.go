@@ -8,6 +8,8 @@ import (
 	"github.com/futureagi/prism-exporter/schemas"
 )
 
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
 func newTestCombiner(t *testing.T, cfg CombinerConfig) (*Combiner, *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{now: t0}
@@ -41,7 +43,7 @@ func exactSeries(model string, latencies ...int32) tagSeries {
 }
 
 func wholePartial(source int32, first, through int64, series ...tagSeries) *Partial {
-	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, First: first, Through: through}
+	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, Segment: first, First: first, Through: through}
 	for _, t := range series {
 		p.Series = append(p.Series, t.s)
 		p.Latencies = append(p.Latencies, t.l)
@@ -49,10 +51,18 @@ func wholePartial(source int32, first, through int64, series ...tagSeries) *Part
 	return p
 }
 
+// recPartial is a one-record segment's partial.
 func recPartial(source int32, offset int64, t tagSeries) *Partial {
-	p := wholePartial(source, offset, offset, t)
-	p.Late = offset + 1
-	return p
+	return wholePartial(source, offset, offset, t)
+}
+
+// ownLatencies is acc's latencies with a copy of its bins.
+func ownLatencies(acc *seriesAcc) Latencies {
+	var lat Latencies
+	bc := newBinCollector()
+	acc.latencies(&lat, bc)
+	lat.Bins = append([]Bin(nil), bc.bins...)
+	return lat
 }
 
 var testWindow = Window{Start: t0, Length: time.Minute}
@@ -101,20 +111,41 @@ func TestCombinerSumsSourcesAndReplaces(t *testing.T) {
 	}
 }
 
-// A record sent on its own and also counted in its source's whole partial
-// counts once; when a rebuilt whole partial covers less, it counts again.
-func TestCombinerCoverage(t *testing.T) {
-	c, _ := newTestCombiner(t, CombinerConfig{})
-	c.Add(wholePartial(0, 100, 200, exactSeries("a", 1, 2)))
-	c.Add(recPartial(0, 150, exactSeries("a", 3))) // covered
-	c.Add(recPartial(0, 250, exactSeries("a", 4))) // after Through
-	c.Add(recPartial(1, 150, exactSeries("a", 5))) // another source's offset 150
-	if a := totalsByModel(c)["a"]; a.Requests != 4 || a.LatencySumMS != 1+2+4+5 {
+// Segments of one source add up; a Reset drops the source's segments from
+// a commit point on (a new run rewrites them), and only those.
+func TestCombinerSegmentsAndReset(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Second})
+	c.Add(wholePartial(0, 100, 199, exactSeries("a", 1, 2)))
+	c.Add(wholePartial(0, 200, 299, exactSeries("a", 3)))
+	c.Add(wholePartial(0, 300, 350, exactSeries("a", 4)))
+	c.Add(wholePartial(1, 200, 260, exactSeries("a", 5))) // another source
+	if a := totalsByModel(c)["a"]; a.Requests != 5 || a.LatencySumMS != 1+2+3+4+5 {
 		t.Fatalf("totals %+v", a)
 	}
-	c.Add(wholePartial(0, 100, 140, exactSeries("a", 1)))
-	if a := totalsByModel(c)["a"]; a.Requests != 4 || a.LatencySumMS != 1+3+4+5 {
-		t.Fatalf("after a rebuild covering less: %+v", a)
+	clock.now = t0.Add(2 * time.Minute)
+	for _, d := range c.Due() {
+		c.MarkSent(d)
+	}
+	changed := c.Reset(0, 200)
+	if len(changed) != 1 || changed[0].Tenant != "org" || !changed[0].Window.Start.Equal(t0) {
+		t.Fatalf("Reset reported %v", changed)
+	}
+	if a := totalsByModel(c)["a"]; a.Requests != 3 || a.LatencySumMS != 1+2+5 {
+		t.Fatalf("after Reset(0, 200): %+v", a)
+	}
+	if d := c.Due(); len(d) != 1 {
+		t.Fatalf("a reset window is not due again: %v", d)
+	}
+	// The replay's own segments, ending elsewhere, count once.
+	c.Add(wholePartial(0, 200, 320, exactSeries("a", 3, 4)))
+	if a := totalsByModel(c)["a"]; a.Requests != 5 || a.LatencySumMS != 1+2+3+4+5 {
+		t.Fatalf("after the replay: %+v", a)
+	}
+	if len(c.Reset(2, 0)) != 0 || len(c.Reset(1, 261)) != 0 {
+		t.Fatal("a Reset that drops nothing reported a change")
+	}
+	if s := c.Stats(); s.Partials != 3 || s.ResetDropped != 1 {
+		t.Errorf("Stats %+v", s)
 	}
 }
 
@@ -242,7 +273,7 @@ func TestCombinerPercentiles(t *testing.T) {
 			}
 			sketched = sketched || acc.latency != nil
 			var t tagSeries
-			t.l = acc.ownLatencies(nil)
+			t.l = ownLatencies(&acc)
 			t.s = acc.seriesWith(&t.l, sk.mapping)
 			c.Add(wholePartial(int32(src), 1, 2, t))
 		}
@@ -264,16 +295,16 @@ func TestCombinerPercentiles(t *testing.T) {
 // With one source, the Combiner sends exactly what the partition would have.
 func TestCombinerMatchesOnePartition(t *testing.T) {
 	for _, lat := range [][]int64{{30, 10, 20}, {5, 0, 900, 12, 0, 40000, 7, 3, 100, 200, 300, 400}} {
-		b := closedPartial(t, lat, []string{"a", "b", "c"})
+		p := segmentPartial(t, lat, []string{"a", "b", "c"})
 		c, _ := newTestCombiner(t, CombinerConfig{})
-		c.Add(b.Partial)
-		got := c.Totals(b.Tenant, b.Window)
-		if len(got) != len(b.Series) {
-			t.Fatalf("%d series, the partition's %d", len(got), len(b.Series))
+		c.Add(p)
+		got := c.Totals(p.Tenant, p.Window)
+		if len(got) != len(p.Series) {
+			t.Fatalf("%d series, the partition's %d", len(got), len(p.Series))
 		}
 		for i := range got {
-			if got[i] != b.Series[i] {
-				t.Errorf("series %d: %+v, the partition's %+v", i, got[i], b.Series[i])
+			if got[i] != p.Series[i] {
+				t.Errorf("series %d: %+v, the partition's %+v", i, got[i], p.Series[i])
 			}
 		}
 	}
@@ -338,25 +369,29 @@ func TestCombinerMarkAllSentAndHolds(t *testing.T) {
 }
 
 func TestKeyTenant(t *testing.T) {
-	k := PartialKey{Tenant: "org_1", Start: 5, Length: time.Minute, Source: 3, Late: 9}
+	k := PartialKey{Tenant: "org_1", Start: 5, Length: time.Minute, Source: 3, Segment: 9}
 	b, _ := k.AppendBinary(nil)
 	if got, ok := KeyTenant(b); !ok || string(got) != "org_1" {
 		t.Fatalf("KeyTenant = %q, %v", got, ok)
 	}
-	for _, bad := range [][]byte{nil, {1}, {2, 1, 'a'}, {1, 9, 'a'}, {1, 0x80}} {
+	for _, bad := range [][]byte{nil, {2}, {1, 1, 'a'}, {2, 9, 'a'}, {2, 0x80}, SourceReset{Source: 1, To: 2}.AppendBinary(nil)} {
 		if _, ok := KeyTenant(bad); ok {
 			t.Errorf("KeyTenant(%v) accepted", bad)
 		}
 	}
 }
 
-func TestCombinerDueNowSkipsGraceNotTheEnd(t *testing.T) {
+func TestCombinerDueNowListsEveryChange(t *testing.T) {
 	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Minute})
 	c.Add(wholePartial(0, 1, 2, exactSeries("a", 10)))
 	clock.now = t0.Add(time.Minute - time.Millisecond)
-	if d := c.DueNow(); len(d) != 0 {
-		t.Fatalf("DueNow lists a window that has not ended: %v", d)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("Due lists a window that has not ended: %v", d)
 	}
+	if d := c.DueNow(); len(d) != 1 || !c.MarkSent(d[0]) || len(c.DueNow()) != 0 {
+		t.Fatalf("DueNow = %v, want the changed window, once", d)
+	}
+	c.Add(wholePartial(1, 1, 2, exactSeries("a", 11)))
 	clock.now = t0.Add(time.Minute)
 	if d := c.Due(); len(d) != 0 {
 		t.Fatalf("Due lists a window within its grace: %v", d)

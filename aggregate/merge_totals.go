@@ -11,11 +11,7 @@ import (
 // Totals is the window's series summed over every source partition, one
 // per tag set, sorted by tags; nil when the Combiner holds nothing of it.
 //
-// Per source it counts the whole partial and each record partial whose
-// offset the whole one does not cover (Partial.First..Through): a record
-// sent on its own and also counted in the whole partial (replayed after a
-// restart, or late in one run and placed in the replay) counts once.
-// Counts, sums and the maximum are exact, LatencyAvgMS is the latency sum
+// It sums the latest partial of every source and segment. Counts, sums and the maximum are exact, LatencyAvgMS is the latency sum
 // over the requests; percentiles are exact when every partial holds its
 // latencies exactly, else from the merged sketches (within 1%).
 func (c *Combiner) Totals(tenant string, w Window) []Series {
@@ -35,17 +31,22 @@ func (c *Combiner) Totals(tenant string, w Window) []Series {
 			a.add(s, &p.Latencies[i])
 		}
 	}
-	for _, src := range cw.sources {
-		if src.whole != nil {
-			add(src.whole)
-		}
-		// In key order, so that the float sums do not depend on map order.
-		for _, late := range slices.Sorted(maps.Keys(src.records)) {
-			r := src.records[late]
-			if src.whole != nil && src.whole.covers(r.First) && !c.mutation.countCovered {
-				continue
+	// In source, then segment order, so that the float sums do not depend
+	// on arrival or map order: every write of a window sums alike.
+	srcs := slices.Clone(cw.sources)
+	slices.SortFunc(srcs, func(a, b *csource) int { return cmp.Compare(a.source, b.source) })
+	for _, src := range srcs {
+		for _, tags := range slices.SortedFunc(maps.Keys(src.folded), compareTags) {
+			f := src.folded[tags]
+			a := accs[tags]
+			if a == nil {
+				a = &mergeAcc{tags: tags}
+				accs[tags] = a
 			}
-			add(r)
+			a.merge(f)
+		}
+		for _, seg := range slices.Sorted(maps.Keys(src.segments)) {
+			add(src.segments[seg])
 		}
 	}
 	c.foldTagSets(accs)
@@ -127,6 +128,26 @@ func (a *mergeAcc) merge(b *mergeAcc) {
 	a.zeros += b.zeros
 	a.bins = append(a.bins, b.bins...)
 	a.exact = append(a.exact, b.exact...)
+}
+
+// compact keeps a folded sum small: past foldExact exact latencies, they
+// join the sketch bins (as DDSketch.Add would place them), and the bins
+// are merged by index.
+func (a *mergeAcc) compact(m mapping.IndexMapping) {
+	if len(a.exact) > foldExact {
+		a.sketched = true
+		for _, v := range a.exact {
+			if v == 0 {
+				a.zeros++
+			} else {
+				a.bins = append(a.bins, Bin{Index: int32(m.Index(float64(v))), Count: 1})
+			}
+		}
+		a.exact = nil
+	}
+	if len(a.bins) > 0 {
+		a.bins = slices.Clip(mergeBins(a.bins))
+	}
 }
 
 func (a *mergeAcc) sums(requests, errors, input, output, cache, guard, falls, latSum, latMax int64) {

@@ -1,56 +1,49 @@
 package aggregate
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 
-	"github.com/futureagi/prism-exporter/schemas"
+
 )
 
-// Partial is what one source partition knows of one tenant window: the first
-// phase of two-phase aggregation. The processor produces it to a compacted
-// topic under Key; the Combiner keeps the latest per Key, sums a window's
-// partials over every source and sends one series per tag set.
+// Partial is one segment's share of one tenant window: the totals of the
+// window's records that one source partition read in one segment, the
+// offsets [Segment, Through]. The Segmenter hands it on at the cut that
+// ends the segment; the processor produces it to a compacted topic under
+// Key; the Combiner keeps the latest per Key and sums a window's partials
+// over every source and segment.
 //
-// There are two kinds, told apart by Late:
+// A segment starts at a commit point, so a replay after a crash starts at
+// one too, and rebuilds the segment that starts there under the same key.
+// The segments after it may end elsewhere in the replay (cuts follow the
+// clock): the processor tells the Combiner, before the replay's first
+// partial, to drop the source's partials from the commit point on
+// (Combiner.Reset), and nothing is counted twice.
 //
-//   - Late == 0: the window's whole totals on Source, as one run of the
-//     Aggregator built them: every record of the window that this run read at
-//     an offset in [First, Through] is counted, and no other. It goes out on
-//     KindClose and again, corrected, on KindLate while the closed window is
-//     retained: each version overwrites the last under the same Key. A
-//     replay rebuilds it from the window's first record (the committed
-//     offset stays at or below it while the window is not delivered), so the
-//     rebuilt version overwrites it whole, never with part of the records.
-//   - Late == 1 + o: the one record at offset o, late or replayed, whose
-//     window this run could not correct as a whole: its totals were evicted
-//     or expired, the window never opened in this run, or it was delivered
-//     before a restart. First == Through == o. A replay that reads o again
-//     builds the same partial under the same Key, so nothing is counted
-//     twice; and a record counted both here and in a whole partial whose
-//     [First, Through] holds o is counted once by the Combiner, in the whole
-//     one (see Combiner.Totals).
-//
-// A Partial handed out by the Aggregator is immutable: it may be read
-// (encoded) from any goroutine. Its Series slice is the batch's own
-// Batch.Series (the same backing array, not a copy): neither may be
-// modified.
+// A Partial handed out is immutable: it may be read (encoded) from any
+// goroutine.
 type Partial struct {
-	Tenant string
-	Window Window
-	Source int32 // the Kafka partition the records came from
-	Late   int64
+	Tenant  string
+	Window  Window
+	Source  int32 // the Kafka partition the records came from
+	Segment int64 // the segment's first offset: a commit point
 
-	// First and Through bound the offsets whose records the partial counts
-	// (see above). Offsets of one partition arrive in increasing order, which
-	// is what makes "every record in [First, Through]" exact.
+	// First and Through bound the segment's offsets: First == Segment, and
+	// Through is the last offset before the cut.
 	First, Through int64
+	// Committed is the source partition's committed offset when the
+	// partial was made (-1: none yet). Segments below it are final: no run
+	// reads them again, so no partial replaces them and no reset drops
+	// them, and the Combiner folds them into one share per source.
+	Committed int64
 
-	// Series holds the totals, one per tag set, sorted by tags: what Source
-	// alone would send for the window. The Combiner sums the counts and sums
-	// (Requests .. LatencyMaxMS) and derives the rest from Latencies.
+	// Series holds the totals, one per tag set, sorted by tags. The
+	// Combiner sums the counts and sums (Requests .. LatencyMaxMS) and
+	// derives the rest from Latencies.
 	Series []Series
 	// Latencies[i] are the latencies of Series[i]'s requests.
 	Latencies []Latencies
@@ -80,21 +73,21 @@ type Bin struct {
 // replaces the earlier one. Its binary form (AppendBinary) is the record key
 // on the compacted topic.
 type PartialKey struct {
-	Tenant string
-	Start  int64 // window start, Unix nanoseconds
-	Length time.Duration
-	Source int32
-	Late   int64 // 0: the window's whole totals on Source; 1 + o: the record at offset o
+	Tenant  string
+	Start   int64 // window start, Unix nanoseconds
+	Length  time.Duration
+	Source  int32
+	Segment int64
 }
 
 // Key is the partial's overwrite key.
 func (p *Partial) Key() PartialKey {
-	return PartialKey{Tenant: p.Tenant, Start: p.Window.Start.UnixNano(), Length: p.Window.Length, Source: p.Source, Late: p.Late}
+	return PartialKey{Tenant: p.Tenant, Start: p.Window.Start.UnixNano(), Length: p.Window.Length, Source: p.Source, Segment: p.Segment}
 }
 
-// covers reports whether the whole partial p counts the record at offset.
-func (p *Partial) covers(offset int64) bool {
-	return p.Late == 0 && p.First <= offset && offset <= p.Through
+func comparePartialKeys(a, b PartialKey) int {
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Start, b.Start), cmp.Compare(a.Length, b.Length),
+		cmp.Compare(a.Source, b.Source), cmp.Compare(a.Segment, b.Segment))
 }
 
 // latencies copies the accumulator's latencies into dst, except a sketch's
@@ -111,22 +104,6 @@ func (s *seriesAcc) latencies(dst *Latencies, bc *binCollector) {
 	}
 	*dst = Latencies{Sketched: true, Zeros: int64(s.latency.GetZeroCount())}
 	s.latency.GetPositiveValueStore().ForEach(bc.fn)
-}
-
-// ownLatencies is the accumulator's latencies with a copy of its bins.
-func (s *seriesAcc) ownLatencies(bc *binCollector) Latencies {
-	var lat Latencies
-	if s.latency == nil {
-		s.latencies(&lat, nil)
-		return lat
-	}
-	if bc == nil {
-		bc = newBinCollector()
-	}
-	bc.bins = bc.bins[:0]
-	s.latencies(&lat, bc)
-	lat.Bins = slices.Clone(bc.bins)
-	return lat
 }
 
 // binCollector gathers a sketch's bins (by increasing index: ForEach's
@@ -146,20 +123,6 @@ func newBinCollector() *binCollector {
 func (c *binCollector) add(index int, count float64) bool {
 	c.bins = append(c.bins, Bin{Index: int32(index), Count: int64(count)})
 	return false
-}
-
-// recordPartial is the Partial of one late or replayed record at offset,
-// under its own key. Its tag set is the record's own: the tag-set cap is
-// the Combiner's to apply across sources.
-func recordPartial(ev *schemas.Event, source int32, w Window, offset int64, sk sketches) *Partial {
-	acc := seriesAcc{tags: tagsOf(ev)}
-	acc.add(ev, sk) // a sketch only for a latency past an int32
-	p := &Partial{Tenant: ev.OrgID, Window: w, Source: source, Late: offset + 1, First: offset, Through: offset,
-		Series: make([]Series, 1), Latencies: make([]Latencies, 1)}
-	lat := &p.Latencies[0]
-	*lat = acc.ownLatencies(sk.bins)
-	p.Series[0] = acc.seriesWith(lat, sk.mapping)
-	return p
 }
 
 // seriesWith is the accumulator's totals as Datadog gets them, with the

@@ -9,17 +9,17 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 )
 
-// The partial's binary form, version 1, in order (varint and uvarint as in
+// The partial's binary form, version 2, in order (varint and uvarint as in
 // encoding/binary, strings as a uvarint length and the bytes):
 //
-//	byte     version (1)
+//	byte     version (2)
 //	string   tenant
 //	varint   window start, Unix ns
 //	uvarint  window length, ns
 //	uvarint  source partition
-//	uvarint  late (0: whole window; 1 + o: the record at offset o)
-//	uvarint  first offset
-//	uvarint  through - first
+//	uvarint  segment (its first offset)
+//	uvarint  through - segment
+//	uvarint  committed + 1
 //	uvarint  number of series, then per series, sorted by tags:
 //	  string   model, provider, gateway, routing
 //	  uvarint  requests, errors, cache hits, guardrail triggers, fallbacks
@@ -36,7 +36,7 @@ import (
 // allocate about 100 MiB. These bins are checked against the one mapping
 // this format allows (cubically interpolated, 1%): a different accuracy
 // needs a new version.
-const partialVersion = 1
+const partialVersion = 2
 
 // Bin index bounds of the latency mapping (cubically interpolated, 1%
 // relative accuracy) for latencies 1 ms .. 2^63 ms; 0 goes to the zero
@@ -69,7 +69,7 @@ func badPartial(format string, args ...any) error {
 // MarshalBinary is AppendBinary to a new slice.
 func (p *Partial) MarshalBinary() ([]byte, error) { return p.AppendBinary(nil) }
 
-// AppendBinary appends the partial's binary form (version 1) to b. It
+// AppendBinary appends the partial's binary form (version 2) to b. It
 // refuses a partial that UnmarshalBinary would refuse, so that nothing
 // undecodable reaches the topic.
 func (p *Partial) AppendBinary(b []byte) ([]byte, error) {
@@ -87,9 +87,9 @@ func appendPartial(b []byte, p *Partial) []byte {
 	b = binary.AppendVarint(b, p.Window.Start.UnixNano())
 	b = binary.AppendUvarint(b, uint64(p.Window.Length))
 	b = binary.AppendUvarint(b, uint64(p.Source))
-	b = binary.AppendUvarint(b, uint64(p.Late))
-	b = binary.AppendUvarint(b, uint64(p.First))
-	b = binary.AppendUvarint(b, uint64(p.Through-p.First))
+	b = binary.AppendUvarint(b, uint64(p.Segment))
+	b = binary.AppendUvarint(b, uint64(p.Through-p.Segment))
+	b = binary.AppendUvarint(b, uint64(p.Committed+1))
 	b = binary.AppendUvarint(b, uint64(len(p.Series)))
 	for i := range p.Series {
 		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
@@ -149,9 +149,9 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	start := r.varint()
 	length := r.uvarint()
 	source := r.uvarint()
-	late := r.uvarint()
 	first := r.uvarint()
 	span := r.uvarint()
+	committed := r.uvarint()
 	n := r.uvarint()
 	if r.err {
 		return r.fail()
@@ -161,16 +161,17 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 		return badPartial("window length %d ns", length)
 	case source > math.MaxInt32:
 		return badPartial("source partition %d", source)
-	case late > math.MaxInt64 || first > math.MaxInt64 || span > math.MaxInt64-first:
+	case first > math.MaxInt64 || span > math.MaxInt64-first || committed > math.MaxInt64:
 		return badPartial("offsets out of range")
 	case n > uint64(len(r.b)/minSeriesBytes):
 		return badPartial("%d series in %d bytes", n, len(r.b))
 	}
 	q.Window = Window{Start: time.Unix(0, start).UTC(), Length: time.Duration(length)}
 	q.Source = int32(source)
-	q.Late = int64(late)
+	q.Segment = int64(first)
 	q.First = int64(first)
 	q.Through = int64(first + span)
+	q.Committed = int64(committed) - 1
 	q.Series = make([]Series, n)
 	q.Latencies = make([]Latencies, n)
 	for i := range q.Series {
@@ -280,14 +281,12 @@ func (p *Partial) validate() error {
 		return badPartial("window %v + %v is not aligned to its length", p.Window.Start, p.Window.Length)
 	case p.Source < 0:
 		return badPartial("source partition %d", p.Source)
-	case p.First < 0 || p.Through < p.First:
-		return badPartial("offsets %d..%d", p.First, p.Through)
-	case p.Late < 0:
-		return badPartial("late %d", p.Late)
+	case p.Segment < 0 || p.First != p.Segment || p.Through < p.First:
+		return badPartial("segment %d with offsets %d..%d", p.Segment, p.First, p.Through)
+	case p.Committed < -1 || p.Committed == math.MaxInt64:
+		return badPartial("committed offset %d", p.Committed)
 	case len(p.Series) == 0 || len(p.Latencies) != len(p.Series):
 		return badPartial("%d series with %d latencies", len(p.Series), len(p.Latencies))
-	case p.Late > 0 && (p.First != p.Late-1 || p.Through != p.First || len(p.Series) != 1 || p.Series[0].Requests != 1):
-		return badPartial("a record's partial (late %d) must hold that one record at offsets %d..%d", p.Late, p.First, p.Through)
 	}
 	for i := range p.Series {
 		if i > 0 && compareTags(p.Series[i-1].Tags, p.Series[i].Tags) >= 0 {
@@ -359,14 +358,67 @@ func (k PartialKey) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendVarint(b, k.Start)
 	b = binary.AppendUvarint(b, uint64(k.Length))
 	b = binary.AppendUvarint(b, uint64(k.Source))
-	b = binary.AppendUvarint(b, uint64(k.Late))
+	b = binary.AppendUvarint(b, uint64(k.Segment))
 	return b, nil
+}
+
+// resetVersion leads a SourceReset's key and value: no partial starts with
+// it.
+const resetVersion = 0x80 | partialVersion
+
+// SourceReset tells the Combiner that a source partition is read again from
+// From, a commit point, by a new run: the partials of that source's segments
+// from From on were written by a run that did not commit them, and the new
+// run writes its own (Combiner.Reset). The processor writes one to every
+// partition of the partials topic (To) before the run's first partial.
+type SourceReset struct {
+	Source int32
+	From   int64
+	To     int // the partials partition this copy goes to
+}
+
+// AppendBinary appends the reset's binary form, its record key and value:
+//
+//	byte     0x82
+//	uvarint  source partition
+//	uvarint  from
+//	uvarint  the partials partition it is written to
+func (r SourceReset) AppendBinary(b []byte) []byte {
+	b = append(b, resetVersion)
+	b = binary.AppendUvarint(b, uint64(r.Source))
+	b = binary.AppendUvarint(b, uint64(r.From))
+	return binary.AppendUvarint(b, uint64(r.To))
+}
+
+// IsSourceReset tells a SourceReset from a partial by its first byte.
+func IsSourceReset(data []byte) bool { return len(data) > 0 && data[0] == resetVersion }
+
+// UnmarshalBinary sets r from its binary form; bad input returns a
+// *PartialError.
+func (r *SourceReset) UnmarshalBinary(data []byte) error {
+	rd := reader{b: data}
+	if v := rd.byte(); !rd.err && v != resetVersion {
+		return badPartial("reset version %d, this build reads %d", v, resetVersion)
+	}
+	source, from, to := rd.uvarint(), rd.uvarint(), rd.uvarint()
+	switch {
+	case rd.err:
+		return rd.fail()
+	case len(rd.b) != 0:
+		return badPartial("%d bytes after a reset", len(rd.b))
+	case source > math.MaxInt32 || from > math.MaxInt64 || to > math.MaxInt32:
+		return badPartial("reset out of range")
+	}
+	*r = SourceReset{Source: int32(source), From: int64(from), To: int(to)}
+	return nil
 }
 
 // KeyTenant is the tenant of a key in its binary form, without copying:
 // the partials topic is partitioned by it, so that all of a tenant's
 // partials meet on one partition. ok is false for bytes that are not a key
 // of this version.
+//
+// A SourceReset's key names its partials partition instead: see ResetTo.
 func KeyTenant(key []byte) (tenant []byte, ok bool) {
 	if len(key) < 2 || key[0] != partialVersion {
 		return nil, false
@@ -376,6 +428,15 @@ func KeyTenant(key []byte) (tenant []byte, ok bool) {
 		return nil, false
 	}
 	return key[1+w : 1+w+int(n)], true
+}
+
+// ResetTo is the partials partition a SourceReset's key is for.
+func ResetTo(key []byte) (int, bool) {
+	var r SourceReset
+	if !IsSourceReset(key) || r.UnmarshalBinary(key) != nil {
+		return 0, false
+	}
+	return r.To, true
 }
 
 // reader reads the binary form; after the first error every read returns

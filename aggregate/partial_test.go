@@ -45,7 +45,7 @@ func TestBinsQuantileMatchesDDSketch(t *testing.T) {
 		if s.latency == nil {
 			continue
 		}
-		p := s.ownLatencies(nil)
+		p := ownLatencies(&s)
 		for _, q := range []float64{0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1} {
 			want, err := s.latency.GetValueAtQuantile(q)
 			if err != nil {
@@ -58,28 +58,39 @@ func TestBinsQuantileMatchesDDSketch(t *testing.T) {
 	}
 }
 
-// closedPartial runs records of one window through an Aggregator and
-// returns its KindClose batch.
-func closedPartial(t *testing.T, latencies []int64, models []string) Batch {
+// event is a record of tenant at ts with the given latency.
+func event(tenant string, ts time.Time, latency int64) *schemas.Event {
+	return &schemas.Event{OrgID: tenant, Timestamp: ts, Model: "m", Provider: "p", GatewayID: "g", LatencyMS: latency, StatusCode: 200}
+}
+
+// segmentPartial runs records of one window through a Segmenter on
+// partition 3 from offset 100 and returns the partial of its one segment.
+func segmentPartial(t *testing.T, latencies []int64, models []string) *Partial {
 	t.Helper()
-	a, clock := newTest(t, Config{Partition: 3}, Resume{})
-	var c collector
+	s, err := NewSegmenter(Config{Partition: 3, Clock: &fakeClock{now: t0}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, l := range latencies {
 		ev := event("org-a", t0.Add(time.Duration(i)*time.Millisecond), l)
 		ev.Model = models[i%len(models)]
 		ev.Cost = 0.001 * float64(i)
 		ev.PromptTokens = int64(10 * i)
-		a.Add(int64(100+i), ev, time.Minute, c.emit)
+		s.Add(int64(100+i), ev, time.Minute, func(Batch) {})
 	}
-	clock.now = t0.Add(2 * time.Minute)
-	a.Advance(true, c.emit)
-	for _, b := range c.take() {
-		if b.Kind == KindClose {
-			return b
+	var out *Partial
+	s.Cut(int64(100+len(latencies)), -1, func(b Batch) {
+		if b.Kind == KindSegment {
+			if len(b.Partials) != 1 {
+				t.Fatalf("%d partials for one window", len(b.Partials))
+			}
+			out = b.Partials[0]
 		}
+	})
+	if out == nil {
+		t.Fatal("no KindSegment")
 	}
-	t.Fatal("no KindClose")
-	return Batch{}
+	return out
 }
 
 func TestPartialRoundTrip(t *testing.T) {
@@ -94,9 +105,8 @@ func TestPartialRoundTrip(t *testing.T) {
 		{"tag sets", []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, []string{"a", "b", "c"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := closedPartial(t, tc.latencies, tc.models)
-			p := b.Partial
-			if p == nil || p.Late != 0 || p.Source != 3 || p.First != 100 || p.Through != int64(99+len(tc.latencies)) {
+			p := segmentPartial(t, tc.latencies, tc.models)
+			if p.Segment != 100 || p.Source != 3 || p.First != 100 || p.Through != int64(99+len(tc.latencies)) {
 				t.Fatalf("partial %+v", p)
 			}
 			enc, err := p.MarshalBinary()
@@ -119,7 +129,7 @@ func TestPartialRoundTrip(t *testing.T) {
 }
 
 func TestUnmarshalPartialRejects(t *testing.T) {
-	good := closedPartial(t, []int64{5, 0, 900, 12, 0, 40000, 7, 3, 100, 200, 300, 400}, []string{"a", "b"}).Partial
+	good := segmentPartial(t, []int64{5, 0, 900, 12, 0, 40000, 7, 3, 100, 200, 300, 400}, []string{"a", "b"})
 	if !good.Latencies[0].Sketched || len(good.Latencies[0].Bins) < 2 {
 		t.Fatalf("want a sketched first series: %+v", good.Latencies[0])
 	}
@@ -143,9 +153,12 @@ func TestUnmarshalPartialRejects(t *testing.T) {
 		reject("truncated", enc[:n])
 	}
 	reject("trailing byte", append(bytes.Clone(enc), 0))
-	v2 := bytes.Clone(enc)
-	v2[0] = 2
-	reject("version 2", v2)
+	v1 := bytes.Clone(enc)
+	v1[0] = 1
+	reject("version 1 (whole and record partials, before segments)", v1)
+	v3 := bytes.Clone(enc)
+	v3[0] = 3
+	reject("version 3", v3)
 
 	mutate := func(name string, f func(p *Partial)) {
 		t.Helper()
@@ -179,8 +192,8 @@ func TestUnmarshalPartialRejects(t *testing.T) {
 		p.Series[0].Requests, p.Series[0].Errors, p.Series[0].CacheHits, p.Series[0].GuardrailTriggers, p.Series[0].Fallbacks = 2, 0, 0, 0, 0
 	})
 	mutate("misaligned window", func(p *Partial) { p.Window.Start = p.Window.Start.Add(time.Second) })
-	mutate("offsets reversed", func(p *Partial) { p.First, p.Through = p.Through, p.First })
-	mutate("record partial of a whole window", func(p *Partial) { p.Late = p.First + 1 })
+	mutate("through before the segment", func(p *Partial) { p.Through = p.Segment - 1 })
+	mutate("negative segment", func(p *Partial) { p.Segment, p.First = -1, -1 })
 	mutate("NaN cost", func(p *Partial) { p.Series[0].Cost = math.NaN() })
 	mutate("negative source", func(p *Partial) { p.Source = -1 })
 }
@@ -201,7 +214,7 @@ func slicesEqual(a, b []Series) bool {
 }
 
 func TestPartialKeyBinary(t *testing.T) {
-	k := PartialKey{Tenant: "org", Start: t0.UnixNano(), Length: time.Minute, Source: 4, Late: 0}
+	k := PartialKey{Tenant: "org", Start: t0.UnixNano(), Length: time.Minute, Source: 4, Segment: 0}
 	a, _ := k.AppendBinary(nil)
 	b, _ := k.AppendBinary(nil)
 	if !bytes.Equal(a, b) {
@@ -213,7 +226,7 @@ func TestPartialKeyBinary(t *testing.T) {
 		{Tenant: "org", Start: k.Start + 1, Length: k.Length, Source: 4},
 		{Tenant: "org", Start: k.Start, Length: 2 * time.Minute, Source: 4},
 		{Tenant: "org", Start: k.Start, Length: k.Length, Source: 5},
-		{Tenant: "org", Start: k.Start, Length: k.Length, Source: 4, Late: 1},
+		{Tenant: "org", Start: k.Start, Length: k.Length, Source: 4, Segment: 1},
 	} {
 		e, _ := o.AppendBinary(nil)
 		if prev, dup := seen[string(e)]; dup {
@@ -233,9 +246,9 @@ func FuzzDecodePartial(f *testing.F) {
 		for _, l := range lat {
 			s.add(&schemas.Event{LatencyMS: l, Cost: 0.5}, sk)
 		}
-		p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: 2, First: 7, Through: 90,
+		p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: 2, Segment: 7, First: 7, Through: 90,
 			Series: make([]Series, 1), Latencies: make([]Latencies, 1)}
-		p.Latencies[0] = s.ownLatencies(nil)
+		p.Latencies[0] = ownLatencies(&s)
 		p.Series[0] = s.seriesWith(&p.Latencies[0], sk.mapping)
 		enc, err := p.MarshalBinary()
 		if err != nil {
@@ -243,12 +256,7 @@ func FuzzDecodePartial(f *testing.F) {
 		}
 		f.Add(enc)
 	}
-	rec := recordPartial(event("org", t0, 42), 1, windowOf(t0.UnixNano(), int64(time.Minute)), 17, sketches{})
-	enc, err := rec.MarshalBinary()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(enc)
+	f.Add(SourceReset{Source: 3, From: 1234, To: 5}.AppendBinary(nil))
 	f.Add([]byte{})
 	f.Add([]byte{partialVersion})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -132,16 +132,6 @@ func (s *seriesAcc) add(ev *schemas.Event, sk sketches) {
 	_ = s.latency.Add(float64(l))
 }
 
-// series is the accumulator's totals as Datadog gets them.
-func (s *seriesAcc) series() Series {
-	lat := s.ownLatencies(nil)
-	var m mapping.IndexMapping
-	if s.latency != nil {
-		m = s.latency.IndexMapping
-	}
-	return s.seriesWith(&lat, m)
-}
-
 func compareTags(a, b TagSet) int {
 	if c := cmp.Compare(a.Model, b.Model); c != 0 {
 		return c

@@ -15,28 +15,24 @@ type Clock interface{ Now() time.Time }
 type Kind uint8
 
 const (
-	// KindLogs is a full chunk of logs of a window that is still open. Its
-	// offsets stay held by the open window.
+	// KindLogs is a chunk of one tenant's logs.
 	KindLogs Kind = iota + 1
-	// KindClose closes a window: its remaining logs and its metric totals.
-	// Once it and every earlier KindLogs of the window are accepted, the
-	// window's offsets may be committed.
-	KindClose
-	// KindLate carries records that arrived after their window closed: their
-	// logs and, while the window's totals are still kept, the corrected
-	// whole-window totals (never a delta: Datadog keeps the last value);
-	// and their partials (Batch.Partial, Batch.RecordPartials).
-	KindLate
+	// KindSegment is the partials of one segment: its share of every
+	// tenant window it touched, for the partials topic.
+	KindSegment
+	// KindTotals is one tenant window's totals over every partition, one
+	// Series per tag set, from the Combiner: what Datadog gets.
+	KindTotals
 )
 
 func (k Kind) String() string {
 	switch k {
 	case KindLogs:
 		return "logs"
-	case KindClose:
-		return "close"
-	case KindLate:
-		return "late"
+	case KindSegment:
+		return "segment"
+	case KindTotals:
+		return "totals"
 	}
 	return "unknown"
 }
@@ -51,41 +47,29 @@ type Window struct {
 // End is the window's exclusive end.
 func (w Window) End() time.Time { return w.Start.Add(w.Length) }
 
-// Batch is what the aggregator hands on for delivery. It belongs to one tenant
-// and one partition.
+// Batch is what the Segmenter (logs, partials) or the Combiner (totals)
+// hands on for delivery.
 type Batch struct {
 	Kind      Kind
-	Tenant    string
-	Partition int32
-	Window    Window
+	Tenant    string // KindLogs, KindTotals
+	Partition int32  // the source partition: KindLogs, KindSegment
+	Window    Window // KindTotals
 
-	// Logs are delivered as one Datadog log each. At most the configured chunk
-	// size (500) per batch.
+	// Logs are delivered as one Datadog log each: at most the configured
+	// chunk size (500) per batch.
 	Logs []*schemas.Event
 
-	// Series holds the window's whole totals, one per tag set; set on
-	// KindClose (when the window had requests) and on KindLate when the
-	// window's totals could be corrected.
+	// Series holds a window's totals over every partition, one per tag set
+	// (KindTotals).
 	Series []Series
 
-	// Partial is the window's whole totals on this partition for the
-	// combiner (see Partial, Late == 0): set on KindClose, and on KindLate
-	// when a record of the batch corrected a closed window that opened in
-	// this run. Each one overwrites the last under the same Key.
-	Partial *Partial
-	// RecordPartials are, on KindLate, the partials of the batch's late or
-	// replayed records that no whole Partial here could take, each under a
-	// key of its own (Late == 1 + its offset). Records too old for Datadog
-	// have none.
-	//
-	// The batch counts as accepted only once Partial and every one of
-	// RecordPartials are in the partials topic, as well as its logs and
-	// series: the replay rules rest on it.
-	RecordPartials []*Partial
+	// Partials are a segment's shares of the windows it touched
+	// (KindSegment), for the partials topic.
+	Partials []*Partial
 
-	// MinOffset is the lowest offset the batch stands for: on KindClose the
-	// window's first record, on KindLate its first late record; on KindLogs
-	// it is the lowest offset among Logs.
+	// MinOffset is the lowest offset the batch stands for: the lowest among
+	// Logs, or the segment's first offset. The offsets from it on may not
+	// be committed before the batch is accepted.
 	MinOffset int64
 }
 

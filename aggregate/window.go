@@ -2,8 +2,8 @@ package aggregate
 
 import (
 	"slices"
+	"time"
 
-	"github.com/futureagi/prism-exporter/schemas"
 )
 
 // linearTagSets is how many tag sets a window finds by a linear scan before
@@ -11,46 +11,19 @@ import (
 // hundreds of bytes even when nearly empty.
 const linearTagSets = 8
 
-// firstLogsCap is the log buffer's first capacity in a window that has not yet
-// filled a chunk: with thousands of quiet tenants, most windows hold few logs.
+// firstLogsCap is the log buffer's first capacity for a tenant that has not
+// yet filled a chunk: with thousands of quiet tenants, most hold few logs.
 const firstLogsCap = 4
 
-// window is one tenant window: open while it collects records, then closed
-// and, for a while, kept for late corrections. Times are Unix nanoseconds.
+// window is one tenant window's share in the current segment: its totals
+// per tag set. Times are Unix nanoseconds.
 type window struct {
-	tenant             *tenant
+	tenant             string
 	start, length, end int64
-
-	// minOffset is the lowest offset placed in the window: the offset the
-	// open window holds, the MinOffset of its KindClose, and its whole
-	// Partial's First.
-	minOffset int64
-	// through is the highest offset counted in the window: its whole
-	// Partial's Through. Once the window stops taking records (evicted,
-	// expired), later records of it are past through and go out under keys
-	// of their own.
-	through int64
-	// lateOpened: a late record started the window's totals (it never
-	// opened in this run). Its records may have been counted by an earlier
-	// run in partials this run cannot rebuild, so it sends no whole
-	// Partial: each of its records goes out in a partial of its own.
-	lateOpened bool
 
 	series   []seriesAcc
 	index    map[TagSet]int32 // nil until series outgrow linearTagSets
 	distinct int              // tag sets counting against the cap: all but Other
-
-	logs      []*schemas.Event
-	logsMin   int64 // lowest offset among logs
-	fullChunk bool  // a full chunk went out: the next buffer is sized for one
-
-	// prev and next link the open windows in creation order (see
-	// Aggregator.MinOffset).
-	prev, next *window
-
-	// retainIdx is the window's place in the expiry heap while its closed
-	// totals are kept for corrections; -1 otherwise.
-	retainIdx int
 }
 
 // windowStart aligns ts to the Unix epoch in steps of length, flooring also
@@ -62,8 +35,6 @@ func windowStart(ts, length int64) int64 {
 	}
 	return ts - m
 }
-
-func (w *window) retained() bool { return w.retainIdx >= 0 }
 
 func (w *window) find(tags TagSet) (int, bool) {
 	if w.index != nil {
@@ -96,42 +67,12 @@ func (w *window) addSeries(tags TagSet) int {
 	return i
 }
 
-// bufferLog appends a record's log. The buffer grows by doubling up to the
-// chunk size so that a quiet window holds a small slice and a busy one
-// allocates once per chunk.
-func (w *window) bufferLog(offset int64, ev *schemas.Event, chunk int) {
-	if len(w.logs) == 0 || offset < w.logsMin {
-		w.logsMin = offset
-	}
-	if len(w.logs) == cap(w.logs) {
-		n := firstLogsCap
-		if w.fullChunk {
-			n = chunk
-		} else if len(w.logs) > 0 {
-			n = 2 * len(w.logs)
-		}
-		grown := make([]*schemas.Event, len(w.logs), min(n, chunk))
-		copy(grown, w.logs)
-		w.logs = grown
-	}
-	w.logs = append(w.logs, ev)
-}
-
-// takeLogs hands the buffered logs over: the receiver owns the slice, so the
-// window starts a new one.
-func (w *window) takeLogs() []*schemas.Event {
-	logs := w.logs
-	w.logs = nil
-	return logs
-}
-
-// totals is the window's totals, one Series per tag set, sorted by tags so
-// that the output does not depend on arrival order; with whole, also the
-// window's whole Partial on source (see Partial). The Partial shares the
-// Series slice, so that building it costs the latencies' copy: one
-// allocation with the Partial for up to linearTagSets tag sets, and one
-// for the bins of all the window's sketches.
-func (w *window) totals(source int32, sk sketches, whole bool) ([]Series, *Partial) {
+// partial is the window's share as a Partial on source, one Series per tag
+// set, sorted by tags so that the output does not depend on arrival order.
+// Building it costs the latencies' copy: one allocation with the Partial
+// for up to linearTagSets tag sets, and one for the bins of all the
+// window's sketches.
+func (w *window) partial(source int32, sk sketches) *Partial {
 	// Sort indexes rather than accumulators or Series: they are about 200
 	// bytes each.
 	var buf [linearTagSets]int32
@@ -144,29 +85,17 @@ func (w *window) totals(source int32, sk sketches, whole bool) ([]Series, *Parti
 	}
 	slices.SortFunc(order, func(a, b int32) int { return compareTags(w.series[a].tags, w.series[b].tags) })
 	out := make([]Series, len(order))
-	if !whole {
-		bc := sk.bins
-		var lat Latencies
-		for i, j := range order {
-			bc.bins = bc.bins[:0]
-			w.series[j].latencies(&lat, bc)
-			lat.Bins = bc.bins // read before the next series: no copy
-			out[i] = w.series[j].seriesWith(&lat, sk.mapping)
-		}
-		return out, nil
-	}
 	p, lats := newPartial(len(order))
 	p.Latencies = lats
 	w.partialLatencies(order, lats, sk.bins)
 	for i, j := range order {
 		out[i] = w.series[j].seriesWith(&lats[i], sk.mapping)
 	}
-	p.Tenant = w.tenant.name
+	p.Tenant = w.tenant
 	p.Window = windowOf(w.start, w.length)
 	p.Source = source
-	p.First, p.Through = w.minOffset, w.through
 	p.Series = out
-	return out, p
+	return p
 }
 
 // partialLatencies fills lats with the latencies of the series in order,
@@ -233,8 +162,6 @@ func newPartial(n int) (*Partial, []Latencies) {
 	return new(Partial), make([]Latencies, n)
 }
 
-// dropTotals frees what the window kept for corrections.
-func (w *window) dropTotals() {
-	w.series = nil
-	w.index = nil
+func windowOf(start, length int64) Window {
+	return Window{Start: time.Unix(0, start).UTC(), Length: time.Duration(length)}
 }

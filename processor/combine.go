@@ -130,6 +130,10 @@ type cpart struct {
 	markedAll  bool
 	lastCommit int64
 	reported   [4]float64 // windows, partials, bytes, unsent, as last added to the gauges
+
+	// mutation lets the property test break the commit rule on purpose, to
+	// show that it notices. Zero in production.
+	mutation struct{ commitAll bool }
 }
 
 func (c *combiner) runPartition(gctx context.Context, gen *kafka.Generation, id int, memory int64) {
@@ -318,6 +322,27 @@ func (cp *cpart) add(m kafka.Message) {
 	p := cp.c.p
 	cp.checkRebuilt()
 	cp.next, cp.hwm = m.Offset+1, m.HighWaterMark
+	if aggregate.IsSourceReset(m.Value) {
+		var rs aggregate.SourceReset
+		if err := rs.UnmarshalBinary(m.Value); err != nil {
+			p.metrics.combined.WithLabelValues("invalid").Inc()
+			cp.log.Warn("reset skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
+			cp.checkRebuilt()
+			return
+		}
+		changed := cp.comb.Reset(rs.Source, rs.From)
+		p.metrics.combined.WithLabelValues("reset").Inc()
+		if cp.markedAll {
+			for _, d := range changed {
+				k := keyOfWindow(d.Tenant, d.Window)
+				if _, ok := cp.unsent[k]; !ok {
+					cp.unsent[k] = m.Offset
+				}
+			}
+		}
+		cp.checkRebuilt()
+		return
+	}
 	part := new(aggregate.Partial)
 	if err := part.UnmarshalBinary(m.Value); err != nil {
 		// Only this exporter writes the topic: a record it cannot read was
@@ -378,7 +403,7 @@ func (cp *cpart) sendDue(due []aggregate.Pending) {
 		}
 		cp.inflight[k] = true
 		due := d
-		b := aggregate.Batch{Kind: aggregate.KindClose, Tenant: d.Tenant, Partition: -1, Window: d.Window,
+		b := aggregate.Batch{Kind: aggregate.KindTotals, Tenant: d.Tenant, Partition: -1, Window: d.Window,
 			Series: cp.comb.Totals(d.Tenant, d.Window)}
 		p.deps.Deliverer.Deliver(b, func(accepted bool) {
 			select {
@@ -422,6 +447,9 @@ func (cp *cpart) answered(a combined) {
 // Datadog accepted.
 func (cp *cpart) commitPoint() int64 {
 	c := cp.next
+	if cp.mutation.commitAll {
+		return c
+	}
 	for _, off := range cp.unsent {
 		c = min(c, off)
 	}
@@ -462,7 +490,7 @@ func (cp *cpart) commit(ctx context.Context) {
 
 // finish ends this partition's run, bounded by DrainTimeout: it reads the
 // partials written up to now (the first stage wrote its last ones as it
-// stopped), sends every changed window whose end has passed without
+// stopped), sends every changed window, ended or not, without
 // waiting for Grace or Settle, waits for the answers and commits. The next
 // owner then sends a window again only if it changes after that.
 func (cp *cpart) finish(msgs <-chan kafka.Message, fetchDone <-chan struct{}) {

@@ -29,6 +29,13 @@ func (tenantBalancer) Balance(m kafka.Message, partitions ...int) int {
 	if len(partitions) == 0 {
 		return 0
 	}
+	if to, ok := aggregate.ResetTo(m.Key); ok {
+		for _, p := range partitions {
+			if p == to {
+				return p
+			}
+		}
+	}
 	tenant, ok := aggregate.KeyTenant(m.Key)
 	if !ok {
 		return partitions[0]
@@ -38,11 +45,13 @@ func (tenantBalancer) Balance(m kafka.Message, partitions ...int) int {
 	return partitions[int(h.Sum32()%uint32(len(partitions)))]
 }
 
-// partialOut is one batch's partials waiting to be produced, and the
-// answer to give once Kafka holds them (or the pipeline ends first).
+// partialOut is one batch's partials (or a run's resets) waiting to be
+// produced, and the answer to give once Kafka holds them (or the pipeline
+// ends first).
 type partialOut struct {
-	parts []*aggregate.Partial
-	done  func(accepted bool)
+	parts  []*aggregate.Partial
+	resets []aggregate.SourceReset
+	done   func(accepted bool)
 }
 
 // partialWriter produces one pipeline's partials in the order the
@@ -99,6 +108,17 @@ func (pw *partialWriter) write(out partialOut) {
 	}
 }
 
+// reset queues, ahead of the run's first partial, a SourceReset for every
+// partition of the partials topic: whichever combiner holds a tenant's
+// windows drops the partials an earlier run wrote from from on.
+func (pw *partialWriter) reset(source int32, from int64, partitions int32) {
+	rs := make([]aggregate.SourceReset, max(1, partitions))
+	for i := range rs {
+		rs[i] = aggregate.SourceReset{Source: source, From: from, To: i}
+	}
+	pw.write(partialOut{resets: rs, done: func(bool) {}})
+}
+
 // take moves what is queued to pending.
 func (pw *partialWriter) take(pending []partialOut) []partialOut {
 	pw.mu.Lock()
@@ -150,6 +170,10 @@ func (pw *partialWriter) run(ctx context.Context) {
 		pending = pw.take(pending)
 		msgs = msgs[:0]
 		for _, o := range pending {
+			for _, r := range o.resets {
+				b := r.AppendBinary(nil)
+				msgs = append(msgs, kafka.Message{Key: b, Value: b})
+			}
 			for _, p := range o.parts {
 				key, _ := p.Key().AppendBinary(nil)
 				val, err := p.AppendBinary(nil)

@@ -18,9 +18,8 @@ import (
 // answer is a sink's or the dead-letter writer's reply, carried back to the
 // partition goroutine that owns the tracker.
 type answer struct {
-	tok      ackToken
+	tok      uint64 // the Ledger's
 	dead     bool
-	offset   int64 // dead letters
 	accepted bool
 	bytes    int64
 	sentAt   time.Time
@@ -32,18 +31,18 @@ type partition struct {
 	gen     *kafka.Generation
 	id      int
 	label   string
-	agg     *aggregate.Aggregator
-	track   *tracker
+	seg     *aggregate.Segmenter
+	ledger  *aggregate.Ledger
 	dec     schemas.Decoder
 	answers chan answer
 	exited  chan struct{}
 	log     *zap.Logger
 	out     *partialWriter
 
+	next       int64 // the next offset to read: every record below was handled
 	hwm        int64 // high watermark last seen, -1 unknown
 	lastFetch  time.Time
 	lastCommit int64
-	lastMeta   string
 	lag        int64
 	held       int64 // budget bytes charged by this pipeline and not yet released
 	counts     recordCounters
@@ -52,20 +51,17 @@ type partition struct {
 // recordCounters are the per-record counters, resolved once: a label lookup
 // per record would cost more than the rest of the bookkeeping.
 type recordCounters struct {
-	exported, skipped, replaySkipped prometheus.Counter
-	noIntegration                    prometheus.Counter
-	late, replayed, skippedReplay    prometheus.Counter
+	exported, skipped prometheus.Counter
+	noIntegration     prometheus.Counter
+	tooOld            prometheus.Counter
 }
 
 func (m *metrics) recordCounters() recordCounters {
 	return recordCounters{
 		exported:      m.records.WithLabelValues("exported"),
 		skipped:       m.records.WithLabelValues("skipped"),
-		replaySkipped: m.records.WithLabelValues("replay_skipped"),
 		noIntegration: m.skipped.WithLabelValues("no_integration"),
-		late:          m.lateRecords.WithLabelValues("late"),
-		replayed:      m.lateRecords.WithLabelValues("replayed"),
-		skippedReplay: m.lateRecords.WithLabelValues("skipped"),
+		tooOld:        m.lateRecords.WithLabelValues("too_old"),
 	}
 }
 
@@ -74,32 +70,46 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 	pt := &partition{
 		p: p, gen: gen, id: a.ID, label: strconv.Itoa(a.ID),
 		answers: make(chan answer, 4096), exited: make(chan struct{}),
-		log: log, hwm: -1, lastCommit: a.Offset, counts: p.metrics.recordCounters(),
+		log: log, hwm: -1, counts: p.metrics.recordCounters(),
 	}
 	defer close(pt.exited)
-	start, meta, err := pt.resumePoint(gctx, a.Offset)
+	start, err := pt.resumePoint(gctx, a.Offset)
+	if err == nil && start < 0 {
+		start = pt.firstNeeded(gctx)
+	}
+	if err == nil && start < 0 {
+		start, err = pt.resolve(gctx, start)
+	}
 	if err != nil {
-		log.Warn("reading the partition's commit metadata failed; the partition ends with this generation", zap.Error(err))
+		log.Warn("finding where to start the partition failed; the partition ends with this generation", zap.Error(err))
 		return
 	}
-	pt.lastMeta = meta.String()
-	pt.agg, err = aggregate.New(aggregate.Config{
-		Partition:       int32(a.ID),
-		AllowedLateness: p.cfg.AllowedLateness,
-		MaxTagSets:      p.cfg.MaxTagSets,
-		Clock:           p.clock,
-	}, aggregate.Resume{Delivered: meta.delivered, LateFrom: meta.lateFrom})
+	pt.seg, err = aggregate.NewSegmenter(aggregate.Config{
+		Partition:  int32(a.ID),
+		MaxTagSets: p.cfg.MaxTagSets,
+		Clock:      p.clock,
+	})
 	if err != nil {
-		log.Error("cannot build the window aggregator", zap.Error(err))
+		log.Error("cannot build the segmenter", zap.Error(err))
 		return
 	}
-	next := start
-	if next < 0 {
-		next = -1 // unknown until the first record
-	}
-	pt.track = newTracker(next)
+	pt.next, pt.lastCommit = start, start
+	pt.ledger = aggregate.NewLedger(start)
 	p.lagTotal.Add(0)
 	defer func() { p.lagTotal.Add(-pt.lag); p.metrics.lag.DeleteLabelValues(pt.label) }()
+
+	// The partials writer outlives the generation's context by the drain:
+	// what the segmenter handed it before the revoke is still written, and
+	// committed, if Kafka takes it within DrainTimeout.
+	pt.out = newPartialWriter(p.partialsOut, p.metrics, log)
+	outCtx, stopOut := context.WithCancel(context.WithoutCancel(gctx))
+	outDone := make(chan struct{})
+	go func() { defer close(outDone); pt.out.run(outCtx) }()
+	defer func() { stopOut(); <-outDone }()
+	// Before this run's first partial: the combiners drop what an earlier
+	// run wrote of this partition's segments from start on, which this run
+	// writes again (segments ending elsewhere).
+	pt.out.reset(int32(a.ID), start, p.partialsPartitions.Load())
 
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       p.cfg.Brokers,
@@ -112,25 +122,12 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 		QueueCapacity: 1024,
 		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { log.Debug("kafka reader: " + fmt.Sprintf(msg, args...)) }),
 	})
-	if start < 0 {
-		start = pt.firstNeeded(gctx)
-	}
-	err = r.SetOffset(start)
-	if err != nil {
+	if err := r.SetOffset(start); err != nil {
 		log.Error("cannot position the reader", zap.Error(err))
 		_ = r.Close()
 		return
 	}
-	log.Info("partition assigned", zap.Int64("offset", start), zap.Time("delivered_through", meta.delivered), zap.Int64("late_from", meta.lateFrom))
-
-	// The partials writer outlives the generation's context by the drain:
-	// what the aggregator handed it before the revoke is still written, and
-	// committed, if Kafka takes it within DrainTimeout.
-	pt.out = newPartialWriter(p.partialsOut, p.metrics, log)
-	outCtx, stopOut := context.WithCancel(context.WithoutCancel(gctx))
-	outDone := make(chan struct{})
-	go func() { defer close(outDone); pt.out.run(outCtx) }()
-	defer func() { stopOut(); <-outDone }()
+	log.Info("partition assigned", zap.Int64("offset", start))
 
 	fetchCtx, stopFetch := context.WithCancel(gctx)
 	batches := make(chan []kafka.Message, 4)
@@ -150,34 +147,56 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 func (pt *partition) charge(n int64)  { pt.held += n; pt.p.budget.charge(n) }
 func (pt *partition) release(n int64) { pt.held -= n; pt.p.budget.release(n) }
 
-// resumePoint reads the committed offset and the metadata the exporter
-// committed with it.
-func (pt *partition) resumePoint(ctx context.Context, assigned int64) (int64, resumeMeta, error) {
+// resumePoint reads the committed offset: a segment boundary, where this
+// run starts its first segment. -1 (kafka.LastOffset) or -2 when none.
+func (pt *partition) resumePoint(ctx context.Context, assigned int64) (int64, error) {
 	p := pt.p
 	res, err := p.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: p.cfg.Group, Topics: map[string][]int{p.cfg.Topic: {pt.id}}})
 	if err == nil {
 		err = res.Error
 	}
 	if err != nil {
-		return 0, resumeMeta{}, err
+		return 0, err
 	}
-	offset, meta := assigned, resumeMeta{lateFrom: -1}
+	offset := assigned
 	for _, op := range res.Topics[p.cfg.Topic] {
 		if op.Partition != pt.id {
 			continue
 		}
 		if op.Error != nil {
-			return 0, resumeMeta{}, op.Error
+			return 0, op.Error
 		}
 		offset = op.CommittedOffset
-		m, err := parseResumeMeta(op.Metadata)
-		if err != nil {
-			pt.log.Warn("ignoring commit metadata not written by prism-exporter", zap.Error(err))
-		} else {
-			meta = m
-		}
 	}
-	return offset, meta, nil
+	return offset, nil
+}
+
+// resolve turns kafka.FirstOffset or kafka.LastOffset into the offset it
+// stands for now: the run's first segment, and the reset the combiners
+// get, start at a real offset.
+func (pt *partition) resolve(ctx context.Context, special int64) (int64, error) {
+	p := pt.p
+	req := kafka.FirstOffsetOf(pt.id)
+	if special == kafka.LastOffset {
+		req = kafka.LastOffsetOf(pt.id)
+	}
+	res, err := p.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{p.cfg.Topic: {req}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, po := range res.Topics[p.cfg.Topic] {
+		if po.Partition != pt.id {
+			continue
+		}
+		if po.Error != nil {
+			return 0, po.Error
+		}
+		if special == kafka.LastOffset {
+			return po.LastOffset, nil
+		}
+		return po.FirstOffset, nil
+	}
+	return 0, fmt.Errorf("no offsets for partition %d in the answer", pt.id)
 }
 
 // firstNeeded is where a partition with no committed offset starts: the
@@ -293,7 +312,7 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 	p := pt.p
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	lastCommit := time.Now()
+	lastCut := time.Now()
 	pt.lastFetch = time.Now()
 	paused := false
 	for {
@@ -305,11 +324,11 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 				p.metrics.paused.Inc()
 			}
 			// Answers to what is in flight free memory. With nothing in
-			// flight, waiting would never end: hand on the partial chunks
-			// of logs, which only delivery frees. Flushing while answers
-			// are due would cut chunks small and multiply requests.
-			if !pt.track.inFlight() {
-				pt.agg.Flush(pt.emit)
+			// flight, waiting would never end: hand on the buffered logs,
+			// which only delivery frees. Flushing while answers are due
+			// would cut chunks small and multiply requests.
+			if !pt.ledger.InFlight() {
+				pt.seg.FlushLogs(pt.emit)
 			}
 		} else {
 			paused = false
@@ -327,20 +346,29 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 		case a := <-pt.answers:
 			pt.answered(a)
 			// Traffic has stopped and the last answer is in: commit it now
-			// rather than at the next interval. While records flow, the
-			// interval alone paces commits.
-			if pt.lag == 0 && !pt.track.inFlight() && time.Since(pt.lastFetch) >= p.cfg.IdleAfter {
+			// rather than at the next interval.
+			if pt.lag == 0 && !pt.ledger.InFlight() && time.Since(pt.lastFetch) >= p.cfg.IdleAfter {
 				pt.commit(ctx)
-				lastCommit = time.Now()
 			}
 		case <-tick.C:
-			pt.advance(ctx)
-			if time.Since(lastCommit) >= p.cfg.CommitInterval {
-				pt.commit(ctx)
-				lastCommit = time.Now()
+			// A segment ends every commit interval, or sooner once the
+			// partition is quiet: its partials and logs go, and its end
+			// becomes committable once they are accepted.
+			idle := time.Since(pt.lastFetch) >= p.cfg.IdleAfter
+			if time.Since(lastCut) >= p.cfg.CommitInterval || (idle && !pt.seg.Empty()) {
+				pt.cut()
+				lastCut = time.Now()
 			}
+			pt.commit(ctx)
+			p.metrics.openWindows.WithLabelValues(pt.label).Set(float64(pt.seg.Stats().Windows))
 		}
 	}
+}
+
+// cut ends the current segment at the next offset to read.
+func (pt *partition) cut() {
+	pt.seg.Cut(pt.next, pt.lastCommit, pt.emit)
+	pt.ledger.Cut(pt.next)
 }
 
 func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
@@ -357,24 +385,13 @@ func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
 			pt.counts.skipped.Inc()
 			pt.counts.noIntegration.Inc()
 		} else {
-			switch pt.agg.Add(m.Offset, ev, length, pt.emit) {
-			case aggregate.Skipped:
-				pt.counts.skippedReplay.Inc()
-				pt.counts.replaySkipped.Inc()
-			case aggregate.Late:
-				pt.counts.late.Inc()
-				pt.counts.exported.Inc()
-				pt.charge(eventSize(ev))
-			case aggregate.Replayed:
-				pt.counts.replayed.Inc()
-				pt.counts.exported.Inc()
-				pt.charge(eventSize(ev))
-			default:
-				pt.counts.exported.Inc()
-				pt.charge(eventSize(ev))
+			pt.counts.exported.Inc()
+			pt.charge(eventSize(ev))
+			if pt.seg.Add(m.Offset, ev, length, pt.emit) == aggregate.TooOld {
+				pt.counts.tooOld.Inc()
 			}
 		}
-		pt.track.next = m.Offset + 1
+		pt.next = m.Offset + 1
 		pt.hwm = m.HighWaterMark
 	}
 	if n := len(msgs); n > 0 {
@@ -382,7 +399,7 @@ func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
 		p.metrics.bytes.Add(float64(size))
 		p.metrics.decodeTime.Observe(time.Since(started).Seconds() / float64(n))
 		pt.lastFetch = time.Now()
-		pt.setLag(pt.hwm - pt.track.next)
+		pt.setLag(pt.hwm - pt.next)
 	}
 }
 
@@ -406,21 +423,19 @@ func (pt *partition) deadLetter(ctx context.Context, m *kafka.Message, err error
 	p.metrics.deadLetters.WithLabelValues(reason).Inc()
 	p.deadCount.Add(1)
 	pt.log.Warn("record dead-lettered", zap.Int64("offset", m.Offset), zap.String("reason", reason), zap.Error(err))
-	offset := m.Offset
-	pt.track.deadLetterPending(offset)
+	tok := pt.ledger.Sent(m.Offset)
 	dl := deadLetterOf(p.cfg.Topic, m, reason, err.Error())
 	p.deps.DeadLetters.enqueue(ctx, dl, func() {
-		pt.reply(answer{dead: true, offset: offset, accepted: true})
+		pt.reply(answer{tok: tok, dead: true, accepted: true})
 	})
 }
 
-// emit hands an aggregator's batch on and arranges for its answer to come
-// back to this goroutine: its logs to the sink, its window shares to the
-// partials topic (the combiner sends the metrics). It counts as accepted
-// once both are.
+// emit hands a segmenter's batch on and arranges for its answer to come
+// back to this goroutine: logs to the sink, a segment's partials to the
+// partials topic (the combiner sends the metrics).
 func (pt *partition) emit(b aggregate.Batch) {
 	p := pt.p
-	tok := pt.track.sent(&b)
+	tok := pt.ledger.Sent(b.MinOffset)
 	var bytes int64
 	for _, ev := range b.Logs {
 		bytes += eventSize(ev)
@@ -430,23 +445,11 @@ func (pt *partition) emit(b aggregate.Batch) {
 	done := func(accepted bool) {
 		pt.reply(answer{tok: tok, accepted: accepted, bytes: bytes, sentAt: sentAt})
 	}
-	parts := b.RecordPartials
-	if b.Partial != nil {
-		parts = append(parts[:len(parts):len(parts)], b.Partial)
+	if b.Kind == aggregate.KindSegment {
+		pt.out.write(partialOut{parts: b.Partials, done: done})
+		return
 	}
-	// This partition's series are a share, not a total: they reach
-	// Datadog only summed with the other partitions' shares.
-	b.Series, b.Partial, b.RecordPartials = nil, nil, nil
-	switch {
-	case len(parts) == 0:
-		p.deps.Deliverer.Deliver(b, done)
-	case len(b.Logs) == 0:
-		pt.out.write(partialOut{parts: parts, done: done})
-	default:
-		both := joinAnswers(2, done)
-		pt.out.write(partialOut{parts: parts, done: both})
-		p.deps.Deliverer.Deliver(b, both)
-	}
+	p.deps.Deliverer.Deliver(b, done)
 }
 
 // reply carries an answer back, or drops it when this pipeline has ended: the
@@ -461,61 +464,22 @@ func (pt *partition) reply(a answer) {
 func (pt *partition) answered(a answer) {
 	p := pt.p
 	pt.release(a.bytes)
-	if a.dead {
-		pt.track.deadLetterDone(a.offset)
-		return
+	if !a.dead {
+		p.metrics.deliveryWait.Observe(time.Since(a.sentAt).Seconds())
 	}
-	p.metrics.deliveryWait.Observe(time.Since(a.sentAt).Seconds())
+	// An abandoned batch stays pending: its offsets are never committed,
+	// and the next owner replays them.
 	if a.accepted {
-		pt.track.answered(a.tok)
+		pt.ledger.Done(a.tok)
 	}
 }
 
-// advance lets the frontier move and closes windows. The wall clock may move
-// it only while the partition is caught up and quiet, so that a backlog of old
-// records is windowed by event time, not closed early by the clock.
-func (pt *partition) advance(ctx context.Context) {
-	idle := false
-	if time.Since(pt.lastFetch) >= pt.p.cfg.IdleAfter {
-		idle = pt.caughtUp(ctx)
-	}
-	pt.agg.Advance(idle, pt.emit)
-	pt.p.metrics.openWindows.WithLabelValues(pt.label).Set(float64(pt.agg.Stats().OpenWindows))
-}
-
-func (pt *partition) caughtUp(ctx context.Context) bool {
-	p := pt.p
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	res, err := p.client.ListOffsets(qctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{p.cfg.Topic: {kafka.LastOffsetOf(pt.id)}}})
-	if err != nil {
-		return false
-	}
-	for _, po := range res.Topics[p.cfg.Topic] {
-		if po.Partition == pt.id && po.Error == nil {
-			pt.hwm = po.LastOffset
-			next := pt.track.next
-			if next < 0 {
-				next = po.FirstOffset
-			}
-			pt.setLag(po.LastOffset - next)
-			return next >= po.LastOffset
-		}
-	}
-	return false
-}
-
-// commit commits the highest offset below which everything is handled, with
-// the resume metadata for whoever reads the partition next.
+// commit commits the Ledger's point: the last segment boundary below which
+// everything is accepted.
 func (pt *partition) commit(ctx context.Context) {
-	if pt.track.next < 0 {
-		return
-	}
 	p := pt.p
-	held, holding := pt.agg.MinOffset()
-	c, meta := pt.track.commitPoint(pt.agg.Frontier(), held, holding)
-	ms := meta.String()
-	if c < pt.lastCommit || (c == pt.lastCommit && ms == pt.lastMeta) {
+	c := pt.ledger.Point()
+	if c <= pt.lastCommit {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -524,7 +488,7 @@ func (pt *partition) commit(ctx context.Context) {
 		GroupID:      pt.gen.GroupID,
 		GenerationID: int(pt.gen.ID),
 		MemberID:     pt.gen.MemberID,
-		Topics:       map[string][]kafka.OffsetCommit{p.cfg.Topic: {{Partition: pt.id, Offset: c, Metadata: ms}}},
+		Topics:       map[string][]kafka.OffsetCommit{p.cfg.Topic: {{Partition: pt.id, Offset: c, Metadata: commitMetadata}}},
 	})
 	if err == nil {
 		for _, r := range res.Topics[p.cfg.Topic] {
@@ -540,17 +504,21 @@ func (pt *partition) commit(ctx context.Context) {
 	}
 	p.metrics.commits.WithLabelValues("ok").Inc()
 	p.metrics.committed.WithLabelValues(pt.label).Set(float64(c))
-	pt.lastCommit, pt.lastMeta = c, ms
+	pt.lastCommit = c
 }
 
-// drain waits, bounded by DrainTimeout, for the sink to answer what is in
-// flight, then commits for the last time. Open windows are not closed: the
-// partition's next owner rebuilds them from the committed offset.
+// commitMetadata marks a commit as a segment boundary of this exporter.
+const commitMetadata = "prism-exporter v2 segment"
+
+// drain ends the run: the current segment is cut, so that everything read
+// goes out, and the run waits, bounded by DrainTimeout, for the answers,
+// then commits for the last time.
 func (pt *partition) drain() {
 	p := pt.p
+	pt.cut()
 	deadline := time.NewTimer(p.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for pt.track.inFlight() {
+	for pt.ledger.InFlight() {
 		select {
 		case a := <-pt.answers:
 			pt.answered(a)

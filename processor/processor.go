@@ -72,8 +72,9 @@ type Processor struct {
 
 	// partialsOut writes every pipeline's window shares; the combiner,
 	// the second stage, sums them.
-	partialsOut *kafka.Writer
-	combiner    *combiner
+	partialsOut        *kafka.Writer
+	partialsPartitions atomic.Int32 // of the partials topic, read at start
+	combiner           *combiner
 }
 
 type wallClock struct{}
@@ -281,7 +282,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 			return err
 		}
 	}
-	return p.ensureTopic(ctx, p.cfg.PartialsTopic, "partials topic (PRISM_PARTIALS_TOPIC)", []kafka.ConfigEntry{
+	err := p.ensureTopic(ctx, p.cfg.PartialsTopic, "partials topic (PRISM_PARTIALS_TOPIC)", []kafka.ConfigEntry{
 		// Compacted: a replay's share overwrites the share it replays.
 		// Deleted by age too: nothing older than Datadog's hour plus the
 		// longest window is read again.
@@ -289,6 +290,21 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(p.cfg.PartialsRetention.Milliseconds(), 10)},
 		{ConfigName: "segment.ms", ConfigValue: strconv.FormatInt(min(p.cfg.PartialsRetention/6, time.Hour).Milliseconds(), 10)},
 	})
+	if err != nil {
+		return err
+	}
+	// Each run's resets go to every partition of the partials topic.
+	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.cfg.PartialsTopic}})
+	if err != nil {
+		return fmt.Errorf("processor: reading metadata of %q: %w", p.cfg.PartialsTopic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == p.cfg.PartialsTopic && t.Error == nil && len(t.Partitions) > 0 {
+			p.partialsPartitions.Store(int32(len(t.Partitions)))
+			return nil
+		}
+	}
+	return fmt.Errorf("processor: the partials topic %q has no partitions yet", p.cfg.PartialsTopic)
 }
 
 // ensureTopic creates topic with the source topic's partition count when it

@@ -27,7 +27,7 @@ func twoTenants() []Tenant {
 func closeBatch(tenant string, now time.Time, nLogs int, series ...aggregate.Series) aggregate.Batch {
 	start := now.Truncate(time.Minute).Add(-time.Minute)
 	return aggregate.Batch{
-		Kind:      aggregate.KindClose,
+		Kind:      aggregate.KindTotals,
 		Tenant:    tenant,
 		Partition: 3,
 		Window:    aggregate.Window{Start: start, Length: time.Minute},

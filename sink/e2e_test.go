@@ -49,7 +49,7 @@ func windowBatches(tenant string, n, logsPer int) []aggregate.Batch {
 			_ = k
 		}
 		out = append(out, aggregate.Batch{
-			Kind: aggregate.KindClose, Tenant: tenant, Partition: int32(i % 3),
+			Kind: aggregate.KindTotals, Tenant: tenant, Partition: int32(i % 3),
 			Window: aggregate.Window{Start: start, Length: time.Minute},
 			Logs:   logs, Series: []aggregate.Series{testSeries("gpt-4o"), testSeries("claude sonnet 4")},
 		})

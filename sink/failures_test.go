@@ -572,7 +572,7 @@ func TestTooOldDataNotSent(t *testing.T) {
 	s.SetTenants([]Tenant{{ID: "org_a", APIKey: keyA, Backfill: true}})
 
 	batch := func(windowStart time.Time, logsAt time.Time, n int) aggregate.Batch {
-		return aggregate.Batch{Kind: aggregate.KindLate, Tenant: "org_a", Window: aggregate.Window{Start: windowStart, Length: time.Minute},
+		return aggregate.Batch{Kind: aggregate.KindLogs, Tenant: "org_a", Window: aggregate.Window{Start: windowStart, Length: time.Minute},
 			Logs: testEvents(n, logsAt), Series: []aggregate.Series{testSeries("m")}}
 	}
 	// Everything too old: skipped, nothing sent.
