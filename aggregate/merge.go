@@ -170,8 +170,8 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 		return nil, fmt.Errorf("aggregate: latency mapping: %w", err)
 	}
 	return &Combiner{
-		cfg:     cfg,
-		mapping: sk.mapping,
+		cfg:       cfg,
+		mapping:   sk.mapping,
 		windows:   make(map[windowID]*cwindow),
 		committed: make(map[int32]int64),
 		byEnd: indexedHeap[*cwindow]{

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
-
-
 )
 
 // Partial is one segment's share of one tenant window: the totals of the

@@ -3,7 +3,6 @@ package aggregate
 import (
 	"slices"
 	"time"
-
 )
 
 // linearTagSets is how many tag sets a window finds by a linear scan before
