@@ -116,6 +116,11 @@ type cwindow struct {
 	bytes   int64
 	count   int // partials
 
+	// folded sums every source's final segments, by tag set: a window
+	// holds one share however many partitions and segments it spans.
+	folded      map[TagSet]*mergeAcc
+	foldedBytes int64
+
 	version uint64 // bumped by every change
 	changed int64  // when it last changed, Unix ns
 	sent    uint64 // version last marked sent
@@ -124,15 +129,13 @@ type cwindow struct {
 }
 
 // csource is what one source partition sent of a window: the latest
-// partial of each segment not yet final, and the sum of the final ones.
+// partial of each segment not yet final. Its segments below foldedBelow,
+// final since the source committed past them (see Partial.Committed), are
+// in the window's folded sum.
 type csource struct {
-	source   int32
-	segments map[int64]*Partial // by Segment
-	// folded sums the segments below foldedBelow, final since the source
-	// committed past them (see Partial.Committed), by tag set.
-	folded      map[TagSet]*mergeAcc
+	source      int32
+	segments    map[int64]*Partial // by Segment
 	foldedBelow int64
-	foldedBytes int64
 }
 
 // NewCombiner returns an empty Combiner. Zero-valued Config fields take their
@@ -254,8 +257,9 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 // windows, and a busy one holds bins, not every latency.
 const foldExact = 64
 
-// fold moves src's final segments into its sum: memory per source stays a
-// share and a few recent segments, however many segments a window spans.
+// fold moves src's final segments into the window's sum: memory per window
+// stays one share and a few recent segments per source, however many
+// partitions and segments it spans.
 func (c *Combiner) fold(w *cwindow, src *csource) {
 	below, ok := c.committed[src.source]
 	if c.mutation.foldAll {
@@ -268,15 +272,15 @@ func (c *Combiner) fold(w *cwindow, src *csource) {
 		if seg >= below {
 			continue
 		}
-		if src.folded == nil {
-			src.folded = make(map[TagSet]*mergeAcc, len(p.Series))
+		if w.folded == nil {
+			w.folded = make(map[TagSet]*mergeAcc, len(p.Series))
 		}
 		for i := range p.Series {
 			s := &p.Series[i]
-			a := src.folded[s.Tags]
+			a := w.folded[s.Tags]
 			if a == nil {
 				a = &mergeAcc{tags: s.Tags}
-				src.folded[s.Tags] = a
+				w.folded[s.Tags] = a
 			}
 			a.add(s, &p.Latencies[i])
 		}
@@ -290,14 +294,14 @@ func (c *Combiner) fold(w *cwindow, src *csource) {
 	}
 	src.foldedBelow = below
 	var bytes int64
-	for _, a := range src.folded {
+	for _, a := range w.folded {
 		a.compact(c.mapping)
 		bytes += int64(seriesOverhead+len(a.tags.Model)+len(a.tags.Provider)+len(a.tags.Gateway)+len(a.tags.Routing)) +
 			int64(4*cap(a.exact)+binBytes*cap(a.bins))
 	}
-	w.bytes += bytes - src.foldedBytes
-	c.bytes += bytes - src.foldedBytes
-	src.foldedBytes = bytes
+	w.bytes += bytes - w.foldedBytes
+	c.bytes += bytes - w.foldedBytes
+	w.foldedBytes = bytes
 }
 
 func (w *cwindow) source(s int32) *csource {

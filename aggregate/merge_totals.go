@@ -35,16 +35,12 @@ func (c *Combiner) Totals(tenant string, w Window) []Series {
 	// on arrival or map order: every write of a window sums alike.
 	srcs := slices.Clone(cw.sources)
 	slices.SortFunc(srcs, func(a, b *csource) int { return cmp.Compare(a.source, b.source) })
+	for _, tags := range slices.SortedFunc(maps.Keys(cw.folded), compareTags) {
+		a := &mergeAcc{tags: tags}
+		a.merge(cw.folded[tags])
+		accs[tags] = a
+	}
 	for _, src := range srcs {
-		for _, tags := range slices.SortedFunc(maps.Keys(src.folded), compareTags) {
-			f := src.folded[tags]
-			a := accs[tags]
-			if a == nil {
-				a = &mergeAcc{tags: tags}
-				accs[tags] = a
-			}
-			a.merge(f)
-		}
 		for _, seg := range slices.Sorted(maps.Keys(src.segments)) {
 			add(src.segments[seg])
 		}

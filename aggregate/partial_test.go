@@ -236,8 +236,9 @@ func TestPartialKeyBinary(t *testing.T) {
 	}
 }
 
-// FuzzDecodePartial: whatever the input, UnmarshalBinary does not panic,
-// and what it accepts encodes again and decodes to the same partial.
+// FuzzDecodePartial: whatever the input (a partials-topic record: a partial
+// or a reset), decoding does not panic, and what it accepts encodes again
+// to the same bytes.
 func FuzzDecodePartial(f *testing.F) {
 	for _, lat := range [][]int64{{30, 10, 20}, {5, 0, 900, 12, 0, 40000, 7, 3}, {1, 3_000_000_000}} {
 		sk, _ := newSketches()
@@ -260,6 +261,21 @@ func FuzzDecodePartial(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{partialVersion})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if IsSourceReset(data) {
+			var r SourceReset
+			if err := r.UnmarshalBinary(data); err != nil {
+				var pe *PartialError
+				if !errors.As(err, &pe) {
+					t.Fatalf("error %v is not a *PartialError", err)
+				}
+				return
+			}
+			var back SourceReset
+			if to, ok := ResetTo(data); !ok || to != r.To || back.UnmarshalBinary(r.AppendBinary(nil)) != nil || back != r {
+				t.Fatalf("reset %+v does not round-trip", r)
+			}
+			return
+		}
 		var p Partial
 		if err := p.UnmarshalBinary(data); err != nil {
 			var pe *PartialError

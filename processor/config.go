@@ -52,8 +52,11 @@ type Config struct {
 	SASL     SASL
 	TLS      TLS
 
-	// AllowedLateness is how far behind the highest event time seen a record
-	// may arrive and still count in its window.
+	// AllowedLateness bounds how long after a window's end the combiner
+	// waits for more shares before its first write when the window does not
+	// settle sooner (CombinerSettle); a record that comes later still
+	// corrects its window while Datadog takes the point. It also widens
+	// where a new group starts reading (before the earliest cut-off).
 	AllowedLateness time.Duration
 	// MaxTagSets caps distinct metric tag sets per tenant and window.
 	MaxTagSets int
@@ -61,7 +64,8 @@ type Config struct {
 	// Datadog's acceptance, summed over all partitions. Fetching pauses above
 	// it.
 	MemoryBudget int64
-	// CommitInterval is how often each partition commits what is committable.
+	// CommitInterval is how often each partition ends a segment (its logs
+	// and partials go out) and commits what is committable.
 	CommitInterval time.Duration
 	// IdleAfter is how long a caught-up partition must see no record before
 	// the wall clock may close its windows.
@@ -131,7 +135,7 @@ func (c *Config) setDefaults() {
 		c.CombinerSettle = time.Second
 	}
 	if c.CombinerMemory == 0 {
-		c.CombinerMemory = 64 << 20
+		c.CombinerMemory = 128 << 20
 	}
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = 32 << 20

@@ -93,15 +93,15 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prism_exporter_batches_total",
-			Help: "Batches handed to the sink, by kind (logs, close, late).",
+			Help: "Batches handed on, by kind (logs to the sink, segment to the partials topic).",
 		}, []string{"kind"}),
 		lateRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prism_exporter_late_records_total",
-			Help: "Records that arrived after their window closed (late) or were replayed after a restart (replayed, skipped).",
+			Help: "Records exported as logs only (placement too_old): their window is too old for Datadog to take a metric point.",
 		}, []string{"placement"}),
 		openWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "prism_exporter_open_windows",
-			Help: "Tenant windows open in the partition's aggregator.",
+			Help: "Tenant windows the partition's current segment holds a share of.",
 		}, []string{"partition"}),
 		deliveryWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "prism_exporter_batch_delivery_seconds",

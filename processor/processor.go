@@ -1,7 +1,9 @@
 // Package processor consumes the gateway topic as a Kafka consumer group and
 // runs one pipeline per assigned partition: decode, dead-letter, route to the
-// tenant's window aggregator, hand closed windows to the sink, and commit each
-// offset once everything below it is delivered, dead-lettered or skipped.
+// tenant's segmenter, hand logs to the sink and segment partials to the
+// partials topic, and commit at a segment boundary once everything below it
+// is accepted. Its second consumer group, the combiner, sums the partials
+// into one series per tag set for the sink.
 package processor
 
 import (

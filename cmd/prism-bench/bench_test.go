@@ -204,7 +204,7 @@ func TestCapacityReport(t *testing.T) {
 	report(&b, r)
 	out := b.String()
 	for _, want := range []string{"Capacity: 10000 tenants on 48 partitions", "| **records/s per core** (records per CPU-second) | **66667** |",
-		"| **peak RSS per replica** (one replica, all 48 partitions) | **300 MiB** |", "| **memory per open tenant window**, heap | **700 B** |",
+		"| **peak RSS per replica** (one replica, all 48 partitions) | **300 MiB** |", "| **memory per tenant window held by the combiner**, heap | **700 B** |",
 		"| **rebalance: join to first delivered window** | **1.50 s** |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

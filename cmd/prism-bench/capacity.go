@@ -27,8 +27,9 @@ import (
 //
 //   - throughput: one exporter over a pre-loaded backlog, as the end-to-end
 //     phase, for records/s, records per CPU-second and peak RSS;
-//   - windows: live records that open one window per tenant and partition,
-//     for the memory an open tenant window costs;
+//   - windows: live records for one window per tenant on every partition,
+//     for the memory a tenant window costs the second stage (the combiner
+//     holds an hour of them, each summed over the partitions);
 //   - rebalance: a second exporter joins the group of one that is working
 //     through the backlog, for the time from its start (and its join) to
 //     its first delivered window.
@@ -127,7 +128,7 @@ func runCapacity(ctx context.Context, c config, suffix string, logf func(string,
 		if err != nil {
 			return run, fmt.Errorf("capacity, window memory: %w", err)
 		}
-		logf("capacity, windows: %.0f windows added; %.0f B of heap and %.0f B of RSS per open window", w.Windows, w.HeapPerWindow, w.RSSPerWindow)
+		logf("capacity, windows: %.0f tenant windows added; %.0f B of heap and %.0f B of RSS per tenant window held by the combiner", w.Windows, w.HeapPerWindow, w.RSSPerWindow)
 	}
 	if c.capSteps["rebalance"] {
 		logf("capacity, rebalance: a second exporter joins the first's group %s after it joined, or once it has consumed half the backlog", cc.capRebalanceAfter)
@@ -349,10 +350,10 @@ func runCapThroughput(ctx context.Context, c config, topic string, ids []string,
 	return r, er.stop(30 * time.Second)
 }
 
-// windowMemory is the memory per open tenant window: the exporter's live
-// heap (after a forced collection) and RSS with one window open per tenant
-// and partition, less the same with a handful of windows after the same
-// traffic, divided by the windows added.
+// windowMemory is the memory per tenant window the combiner holds: the
+// exporter's live heap (after a forced collection) and RSS with one window
+// per tenant, fed by every partition, less the same with one tenant's
+// window after the same traffic, divided by the windows added.
 type windowMemory struct {
 	Interval  string    `json:"sync_interval"`
 	WindowEnd time.Time `json:"window_end"`
@@ -453,10 +454,12 @@ func runWindowMemory(ctx context.Context, c config, ids []string, suffix string,
 			// are noise next to the windows.
 			fmt.Sprintf("PRISM_MEMORY_BUDGET_MIB=%d", c.capBudgetMiB),
 			// The default soft limit (budget + 192 MiB) sits below the heap
-			// of a few hundred thousand windows, and the collector would
-			// run without pause while the windows open; the readings are
-			// taken after a forced collection either way.
+			// of a few hundred thousand shares, and the collector would
+			// run without pause while they arrive; the readings are taken
+			// after a forced collection either way.
 			"GOMEMLIMIT=8GiB",
+			// Held in full: an eviction would void the reading.
+			"PRISM_COMBINER_MEMORY_MIB=4096",
 		},
 	})
 	if err != nil {
@@ -520,12 +523,12 @@ func runWindowMemory(ctx context.Context, c config, ids []string, suffix string,
 	if err != nil {
 		return w, err
 	}
-	if closed := sumWhere(m, "prism_exporter_batches_total", `kind="close"`); closed > 0 {
-		return w, fmt.Errorf("%.0f windows closed during the step (window end %s); the reading is void", closed, windowEnd.Format(time.TimeOnly))
+	if evicted := sumWhere(m, "prism_exporter_combiner_partials_total", `result="evicted"`); evicted > 0 {
+		return w, fmt.Errorf("the combiner evicted %.0f shares during the step; the reading is void", evicted)
 	}
 	w.Windows = w.Loaded.OpenWindows - w.Baseline.OpenWindows
-	if want := float64(len(ids) * c.partitions); w.Windows < 0.99*want {
-		return w, fmt.Errorf("%.0f windows opened, want %.0f (one per tenant and partition); see %s", w.Windows, want, er.log)
+	if want := float64(len(ids) - 1); w.Windows < 0.99*want {
+		return w, fmt.Errorf("%.0f tenant windows held, want %.0f (one per tenant); see %s", w.Windows, want, er.log)
 	}
 	w.HeapPerWindow = (float64(w.Loaded.HeapAlloc) - float64(w.Baseline.HeapAlloc)) / w.Windows
 	w.RSSPerWindow = float64(w.Loaded.RSS-w.Baseline.RSS) / w.Windows
@@ -630,17 +633,18 @@ func memReading(ctx context.Context, c config, er *exporterRun, produced int64) 
 	err := waitMetric(ctx, er, 3*time.Minute, fmt.Sprintf("%d records consumed and the memory budget freed", produced), func(m map[string]float64) bool {
 		return sumWhere(m, "prism_exporter_records_consumed_total") >= float64(produced) &&
 			sumWhere(m, "prism_exporter_memory_budget_used_bytes") <= budget &&
-			sumWhere(m, "prism_exporter_sink_queued_batches") == 0
+			sumWhere(m, "prism_exporter_sink_queued_batches") == 0 &&
+			sumWhere(m, "prism_exporter_combiner_lag") == 0
 	})
 	if err != nil {
 		return pt, err
 	}
-	// Answers and their bookkeeping settle; the partitions' tickers run
-	// every 200 ms.
+	// Answers and their bookkeeping settle, the segments are cut (every
+	// second) and the combiner reads their shares.
 	select {
 	case <-ctx.Done():
 		return pt, ctx.Err()
-	case <-time.After(time.Second):
+	case <-time.After(3 * time.Second):
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprofAddr+"/debug/prism-bench/memstats", nil)
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
@@ -668,7 +672,7 @@ func memReading(ctx context.Context, c config, er *exporterRun, produced int64) 
 	if err != nil {
 		return pt, err
 	}
-	pt.OpenWindows = sumWhere(m, "prism_exporter_open_windows")
+	pt.OpenWindows = sumWhere(m, "prism_exporter_combiner_held", `what="windows"`)
 	pt.BudgetUsed = sumWhere(m, "prism_exporter_memory_budget_used_bytes")
 	return pt, nil
 }

@@ -289,12 +289,12 @@ func reportCapacity(w io.Writer, cp *capacityRun) {
 		}
 		fmt.Fprintf(w, "| start to ready | %.1f s | tenants file imported into the integrations topic, group joined (/readyz); %.1f CPU-s |\n", t.ReadySeconds, t.ReadyCPUSeconds)
 		fmt.Fprintf(w, "| **peak RSS per replica** (one replica, all %d partitions) | **%.0f MiB** | VmHWM of its /proc entry |\n", cp.Partitions, t.PeakRSSMiB)
-		fmt.Fprintf(w, "| open tenant windows, peak | %.0f | sum of prism_exporter_open_windows, sampled once a second |\n", t.OpenWindowsPeak)
+		fmt.Fprintf(w, "| tenant windows in a segment, peak | %.0f | sum of prism_exporter_open_windows, sampled once a second |\n", t.OpenWindowsPeak)
 	}
 	if m := cp.Windows; m != nil && m.Windows > 0 {
-		fmt.Fprintf(w, "| **memory per open tenant window**, heap | **%.0f B** | live heap after a forced GC, %.0f windows over a baseline of %.0f |\n",
+		fmt.Fprintf(w, "| **memory per tenant window held by the combiner**, heap | **%.0f B** | live heap after a forced GC, %.0f windows (each fed by every partition) over a baseline of %.0f |\n",
 			m.HeapPerWindow, m.Windows, m.Baseline.OpenWindows)
-		fmt.Fprintf(w, "| memory per open tenant window, RSS | %.0f B | RSS after the same GC and debug.FreeOSMemory |\n", m.RSSPerWindow)
+		fmt.Fprintf(w, "| memory per tenant window held by the combiner, RSS | %.0f B | RSS after the same GC and debug.FreeOSMemory |\n", m.RSSPerWindow)
 		if d := float64(m.Loaded.HeapAlloc) - float64(m.Baseline.HeapAlloc); d < 16<<20 {
 			fmt.Fprintf(w, "| | | **too few windows for a reading**: the heap grew %.1f MiB, within a few MiB of noise (more tenants or partitions) |\n", d/(1<<20))
 		}

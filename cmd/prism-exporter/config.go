@@ -44,18 +44,18 @@ type settings struct {
 	DatadogTimeout     time.Duration `envconfig:"DATADOG_TIMEOUT" default:"30s" desc:"per Datadog request"`
 	DatadogConcurrency int           `envconfig:"DATADOG_CONCURRENCY" default:"2" desc:"requests in flight per tenant"`
 
-	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s" desc:"how late (event time) a record may arrive and still count in its window"`
+	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s" desc:"how long after a window's end its totals wait at most for the partitions' shares before the first write (sooner once quiet for PRISM_COMBINER_SETTLE); later records still correct the window within Datadog's hour"`
 	MaxTagSets      int           `envconfig:"MAX_TAG_SETS" default:"1000" desc:"distinct metric tag sets per tenant and window; the rest fold into 'other'"`
 	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"32" desc:"decoded records held until Datadog accepts them; fetching pauses above it. The Go heap gets a soft limit of this plus 192 MiB unless GOMEMLIMIT is set"`
-	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s" desc:"how often each partition commits"`
+	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s" desc:"how often each partition ends a segment (its logs and window shares go out) and commits; a kill -9 re-sends at most the logs since the last commit"`
 	DrainTimeout    time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"how long a stopping or revoked partition waits for in-flight deliveries"`
 
 	// The second stage: window shares summed into one series per tag set.
 	PartialsTopic     string        `envconfig:"PARTIALS_TOPIC" default:"prism.exporter.partials" desc:"compacted topic (compact,delete) where each partition writes its share of every tenant window, partitioned by tenant; created at start-up when missing, with the gateway topic's partition count"`
 	PartialsRetention time.Duration `envconfig:"PARTIALS_RETENTION" default:"3h" desc:"retention.ms of a new partials topic; at least 1h30m (Datadog takes points up to 1 h old, plus the longest window)"`
 	CombinerGroup     string        `envconfig:"COMBINER_GROUP" desc:"consumer group of the second stage, which reads the partials topic; empty: PRISM_KAFKA_GROUP + '.combiner'"`
-	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"1s" desc:"a closed window's totals go out once no partition's share changed them for this long, and again if a share comes later"`
-	CombinerMemoryMiB int64         `envconfig:"COMBINER_MEMORY_MIB" default:"64" desc:"bytes of window shares the second stage holds (an hour of windows); past it the oldest windows are dropped"`
+	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"1s" desc:"an ended window's totals go out once no share changed them for this long, and again whenever one does"`
+	CombinerMemoryMiB int64         `envconfig:"COMBINER_MEMORY_MIB" default:"128" desc:"bytes of window totals the second stage holds, an hour of windows (see Capacity in docs/operations.md); past it the windows that expire first are dropped, counted"`
 
 	// The integrations store and its API (docs/api.md).
 	IntegrationsTopic string      `envconfig:"INTEGRATIONS_TOPIC" default:"prism.exporter.integrations" desc:"compacted topic that holds every integration; created at start-up when missing"`
