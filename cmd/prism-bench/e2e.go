@@ -46,6 +46,12 @@ type e2eRun struct {
 	WireMiB           float64 `json:"wire_mib"`
 	BodyMiB           float64 `json:"body_mib"`
 
+	// The second stage, at the moment the clock stops: window shares the
+	// partitions wrote to the partials topic, and window totals the
+	// combiner handed to the sink (it may still be sending the last ones).
+	PartialsProduced float64 `json:"partials_produced"`
+	CombinerSends    float64 `json:"combiner_windows_sent"`
+
 	Timeline []sample `json:"timeline"`
 }
 
@@ -162,6 +168,8 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 	r.AllocsPerRecord = m["go_memstats_mallocs_total"] / float64(want)
 	r.GCCycles = m["go_gc_duration_seconds_count"]
 	r.FetchPauses = m["prism_exporter_fetch_pauses_total"]
+	r.PartialsProduced = sumWhere(m, "prism_exporter_partials_produced_total", `result="produced"`)
+	r.CombinerSends = sumWhere(m, "prism_exporter_combiner_windows_sent_total")
 	r.StandInCPUSeconds = (selfCPU() - self0).Seconds()
 	if c.kafkaPID > 0 {
 		r.BrokerCPUSeconds = (cpuOf(c.kafkaPID) - broker0).Seconds()

@@ -244,6 +244,8 @@ func report(w io.Writer, r *results) {
 			"and the broker %.1f CPU-s. Stand-in: %d logs accepted, %d requests, %d points, %.0f MiB gzip on the wire for %.0f MiB of JSON.\n",
 			e.Seconds, e.JoinSeconds, e.LogsSeconds, e.CommitTailSeconds, e.GCCycles, e.FetchPauses, e.StandInCPUSeconds,
 			e.BrokerCPUSeconds, e.LogsAccepted, e.LogRequests, e.PointsAccepted, e.WireMiB, e.BodyMiB)
+		fmt.Fprintf(w, "Second stage: %.0f window shares written to the partials topic (%.1f per 1,000 records), %.0f window totals sent by the combiner by then.\n",
+			e.PartialsProduced, 1000*e.PartialsProduced/float64(max(1, e.Records)), e.CombinerSends)
 	} else if f != nil {
 		fmt.Fprintf(w, "| records/s | | %.0f | | | |\n| CPU-s per million | | %.2f | | | |\n", f.RecordsPerS, f.CPUPerMillon)
 	}
