@@ -152,7 +152,7 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, addr string, rate
 	started := time.Now()
 	fmt.Fprintf(out, "prism-exporter demo: Kafka in-process at %s, %d records/s generated for %d tenants; Datadog: %s\n",
 		strings.Join(brokers, ","), rate, len(demoTenants), ddName)
-	fmt.Fprintf(out, "windows close at end + %s lateness; Ctrl-C stops (in-flight windows are delivered or left uncommitted)\n\n", lateness)
+	fmt.Fprintf(out, "window totals go out about a second after each window ends (at most end + %s lateness + 5s), one series per tag set; Ctrl-C stops (what is in flight is delivered or left uncommitted)\n\n", lateness)
 
 	fmt.Fprintf(out, "secrets key: generated for this demo only (PRISM_SECRETS_KEY); a production start never invents one\n")
 	return serve(ctx, s, log, func(r *running) {
