@@ -345,9 +345,10 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 			}
 		case a := <-pt.answers:
 			pt.answered(a)
-			// Traffic has stopped and the last answer is in: commit it now
-			// rather than at the next interval.
-			if pt.lag == 0 && !pt.ledger.InFlight() && time.Since(pt.lastFetch) >= p.cfg.IdleAfter {
+			// The answer that completes a segment moves the commit point:
+			// commit at once. Every log accepted and not committed is one
+			// a kill -9 would send again.
+			if pt.ledger.Point() > pt.lastCommit {
 				pt.commit(ctx)
 			}
 		case <-tick.C:
