@@ -20,12 +20,10 @@ const (
 type CombinerConfig struct {
 	// Clock is the wall clock; required.
 	Clock Clock
-	// Grace: a window's totals are first due once its end + Grace has
-	// passed, and again whenever they change after that. Each partition
-	// sends its partial when its closing frontier passes the window's end,
-	// about the allowed lateness after it; a Grace of the allowed lateness
-	// plus a few seconds lets the first write hold every partition's share.
-	// An earlier, smaller write would be harmless: Datadog keeps the last.
+	// Grace: a changed window whose end has passed is due once Grace has
+	// passed since its last change, whatever its sources read: the bound
+	// for a source that stopped, or went quiet, before it moved past the
+	// window. Usually a window is due sooner (see Settle).
 	Grace time.Duration
 	// MaxAge: a window is dropped, with its partials, once its end + MaxAge
 	// has passed (its start is older than MaxAge + its length), and later
@@ -40,11 +38,13 @@ type CombinerConfig struct {
 	// partials that arrive after its eviction would overwrite its full total
 	// in Datadog with a smaller one.
 	MaxBytes int64
-	// Settle, when set, makes a window due earlier than Grace: once its end
-	// has passed and no partial changed it for Settle. The partitions close
-	// a window at about the same moment, so a short quiet spell usually
-	// means every share is in; a share that comes later makes the window
-	// due again, and Datadog keeps the last write. 0: only Grace.
+	// Settle: a changed window is due once every source that sent a share
+	// of it has read past its end (Partial.MaxEvent) and no share changed
+	// it for Settle, which lets the sources' last shares of it, cut at
+	// about the same moment, go out in one write. A straggler that comes
+	// later makes it due again; Datadog keeps the last write. Under a
+	// backlog, where wall time says nothing of event time, this is what
+	// keeps a window from going out once per share.
 	Settle time.Duration
 	// MaxTagSets is how many tag sets one tenant window sends; past it, the
 	// ones with the fewest requests fold into TagSet{Other, ...}. Each
@@ -82,6 +82,8 @@ type Combiner struct {
 	// committed is, per source partition, the highest Partial.Committed
 	// seen: its segments below it are final.
 	committed map[int32]int64
+	// maxEvent is, per source partition, the highest Partial.MaxEvent seen.
+	maxEvent map[int32]int64
 }
 
 // CombinerStats is what the Combiner holds and has done, for self-metrics.
@@ -177,6 +179,7 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 		mapping:   sk.mapping,
 		windows:   make(map[windowID]*cwindow),
 		committed: make(map[int32]int64),
+		maxEvent:  make(map[int32]int64),
 		byEnd: indexedHeap[*cwindow]{
 			less:  func(a, b *cwindow) bool { return compareWindows(a, b) < 0 },
 			place: func(w *cwindow) *int { return &w.heapIdx },
@@ -246,6 +249,9 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 	}
 	if p.Committed > c.committed[p.Source] {
 		c.committed[p.Source] = p.Committed
+	}
+	if p.MaxEvent > c.maxEvent[p.Source] {
+		c.maxEvent[p.Source] = p.MaxEvent
 	}
 	c.fold(w, src)
 	c.bound()
@@ -371,9 +377,9 @@ type Pending struct {
 }
 
 // Due lists the windows whose totals changed since they were last marked
-// sent and whose end + Grace has passed (or, with Settle, whose end has
-// passed and which have been quiet for Settle), in order of end, then
-// tenant. Send Totals of each, then MarkSent.
+// sent and that every source has moved past and that were quiet for Settle,
+// or whose end has passed and that were quiet for Grace, in order of end,
+// then tenant. Send Totals of each, then MarkSent.
 func (c *Combiner) Due() []Pending { return c.due(false) }
 
 // DueNow is every changed window, ended or not, without waiting for Grace
@@ -393,8 +399,9 @@ func (c *Combiner) due(now0 bool) []Pending {
 			continue
 		}
 		keep = append(keep, w)
-		settled := c.cfg.Settle > 0 && now >= w.changed+int64(c.cfg.Settle) && now >= w.end
-		if now0 || settled || now >= w.end+int64(c.cfg.Grace) {
+		settled := now >= w.changed+int64(c.cfg.Settle) && now >= w.end && c.passed(w)
+		stale := now >= w.changed+int64(c.cfg.Grace) && now >= w.end
+		if now0 || settled || stale {
 			due = append(due, w)
 		}
 	}
@@ -406,6 +413,16 @@ func (c *Combiner) due(now0 bool) []Pending {
 		out[i] = Pending{Tenant: w.id.tenant, Window: windowOf(w.id.start, w.id.length), version: w.version}
 	}
 	return out
+}
+
+// passed reports whether every source of w has read past its end.
+func (c *Combiner) passed(w *cwindow) bool {
+	for _, src := range w.sources {
+		if c.maxEvent[src.source] < w.end {
+			return false
+		}
+	}
+	return len(w.sources) > 0
 }
 
 // MarkSent records that p's totals were accepted. It reports false when

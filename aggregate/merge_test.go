@@ -43,7 +43,9 @@ func exactSeries(model string, latencies ...int32) tagSeries {
 }
 
 func wholePartial(source int32, first, through int64, series ...tagSeries) *Partial {
-	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, Segment: first, First: first, Through: through}
+	// MaxEvent at the window's end: the source has read past it.
+	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, Segment: first, First: first, Through: through,
+		MaxEvent: t0.Add(time.Minute).UnixNano()}
 	for _, t := range series {
 		p.Series = append(p.Series, t.s)
 		p.Latencies = append(p.Latencies, t.l)
@@ -149,13 +151,17 @@ func TestCombinerSegmentsAndReset(t *testing.T) {
 	}
 }
 
+// A window whose sources have not read past its end waits for Grace after
+// its last change (a source that stopped before it moved on).
 func TestCombinerDueAndMarkSent(t *testing.T) {
 	c, clock := newTestCombiner(t, CombinerConfig{Grace: 10 * time.Second})
 	p := wholePartial(0, 1, 2, exactSeries("a", 10))
+	p.MaxEvent = t0.Add(30 * time.Second).UnixNano() // mid-window
+	clock.now = t0.Add(time.Minute)
 	c.Add(p)
 	clock.now = t0.Add(time.Minute + 9*time.Second)
 	if d := c.Due(); len(d) != 0 {
-		t.Fatalf("due before end + grace: %v", d)
+		t.Fatalf("due before its sources moved on or grace passed: %v", d)
 	}
 	clock.now = t0.Add(time.Minute + 10*time.Second)
 	d := c.Due()
@@ -174,13 +180,41 @@ func TestCombinerDueAndMarkSent(t *testing.T) {
 	// A late correction makes it due again; a MarkSent of what Due saw
 	// before the change is refused.
 	d = []Pending{{Tenant: "org", Window: testWindow, version: c.windows[windowID{"org", t0.UnixNano(), int64(time.Minute)}].version}}
-	c.Add(recPartial(0, 7, exactSeries("a", 3)))
+	late := recPartial(0, 7, exactSeries("a", 3))
+	c.Add(late)
 	if c.MarkSent(d[0]) {
 		t.Fatal("MarkSent accepted a version older than the totals")
 	}
-	d = c.Due()
+	d = c.Due() // the late share moved the source past the end
 	if len(d) != 1 || !c.MarkSent(d[0]) || len(c.Due()) != 0 {
 		t.Fatalf("after a correction: %v", d)
+	}
+}
+
+// Under a backlog the wall clock is far past every window: a window goes
+// out once every source that sent a share of it has read past its end,
+// not once per share.
+func TestCombinerWaitsForEverySourceToMoveOn(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Minute, Settle: time.Second})
+	clock.now = t0.Add(time.Hour / 2)
+	mid := t0.Add(30 * time.Second).UnixNano()
+	a := wholePartial(0, 1, 2, exactSeries("a", 10))
+	a.MaxEvent = mid
+	b := wholePartial(1, 1, 2, exactSeries("a", 20))
+	c.Add(a)
+	c.Add(b)
+	clock.now = clock.now.Add(5 * time.Second)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due while source 0 is still inside the window: %v", d)
+	}
+	a2 := wholePartial(0, 3, 4, exactSeries("a", 30)) // source 0 reads on, past the end
+	c.Add(a2)
+	if d := c.Due(); len(d) != 0 {
+		t.Fatalf("due before it settled: %v", d)
+	}
+	clock.now = clock.now.Add(time.Second)
+	if d := c.Due(); len(d) != 1 || totalsByModel(c)["a"].Requests != 3 {
+		t.Fatalf("not due with every source past its end: %v", d)
 	}
 }
 
@@ -391,12 +425,14 @@ func TestCombinerDueNowListsEveryChange(t *testing.T) {
 	if d := c.DueNow(); len(d) != 1 || !c.MarkSent(d[0]) || len(c.DueNow()) != 0 {
 		t.Fatalf("DueNow = %v, want the changed window, once", d)
 	}
-	c.Add(wholePartial(1, 1, 2, exactSeries("a", 11)))
+	late := wholePartial(1, 1, 2, exactSeries("a", 11))
+	late.MaxEvent = t0.UnixNano() // source 1 has not moved past the window
+	c.Add(late)
 	clock.now = t0.Add(time.Minute)
 	if d := c.Due(); len(d) != 0 {
-		t.Fatalf("Due lists a window within its grace: %v", d)
+		t.Fatalf("Due lists a window a source is still in, within its grace: %v", d)
 	}
 	if d := c.DueNow(); len(d) != 1 {
-		t.Fatalf("DueNow = %v, want the ended window", d)
+		t.Fatalf("DueNow = %v, want the changed window", d)
 	}
 }

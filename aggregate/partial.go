@@ -33,6 +33,11 @@ type Partial struct {
 	// First and Through bound the segment's offsets: First == Segment, and
 	// Through is the last offset before the cut.
 	First, Through int64
+	// MaxEvent is the latest event time (Unix ns) the source had read when
+	// it cut the segment, over all its records: once it is past a window's
+	// end, the source has moved on from the window (a straggler may still
+	// correct it), and the Combiner need not wait for it.
+	MaxEvent int64
 	// Committed is the source partition's committed offset when the
 	// partial was made (-1: none yet). Segments below it are final: no run
 	// reads them again, so no partial replaces them and no reset drops

@@ -20,6 +20,7 @@ import (
 //	uvarint  segment (its first offset)
 //	uvarint  through - segment
 //	uvarint  committed + 1
+//	varint   max event time, Unix ns
 //	uvarint  number of series, then per series, sorted by tags:
 //	  string   model, provider, gateway, routing
 //	  uvarint  requests, errors, cache hits, guardrail triggers, fallbacks
@@ -90,6 +91,7 @@ func appendPartial(b []byte, p *Partial) []byte {
 	b = binary.AppendUvarint(b, uint64(p.Segment))
 	b = binary.AppendUvarint(b, uint64(p.Through-p.Segment))
 	b = binary.AppendUvarint(b, uint64(p.Committed+1))
+	b = binary.AppendVarint(b, p.MaxEvent)
 	b = binary.AppendUvarint(b, uint64(len(p.Series)))
 	for i := range p.Series {
 		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
@@ -152,6 +154,7 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	first := r.uvarint()
 	span := r.uvarint()
 	committed := r.uvarint()
+	maxEvent := r.varint()
 	n := r.uvarint()
 	if r.err {
 		return r.fail()
@@ -172,6 +175,7 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	q.First = int64(first)
 	q.Through = int64(first + span)
 	q.Committed = int64(committed) - 1
+	q.MaxEvent = maxEvent
 	q.Series = make([]Series, n)
 	q.Latencies = make([]Latencies, n)
 	for i := range q.Series {

@@ -43,6 +43,7 @@ type Segmenter struct {
 	maxAge   int64
 	pendMin  int64 // lowest offset among buffered logs (valid while any)
 	pendSome bool
+	maxEvent int64 // latest event time read, Unix ns
 }
 
 // SegmentStats is what a Segmenter holds and has done, for self-metrics.
@@ -94,7 +95,9 @@ func (s *Segmenter) Add(offset int64, ev *schemas.Event, length time.Duration, e
 		s.start = offset
 	}
 	placed := Placed
-	start := windowStart(ev.Timestamp.UnixNano(), int64(length))
+	ts := ev.Timestamp.UnixNano()
+	s.maxEvent = max(s.maxEvent, ts)
+	start := windowStart(ts, int64(length))
 	if s.cfg.Clock.Now().UnixNano() >= start+s.maxAge {
 		s.stats.TooOld++
 		placed = TooOld
@@ -228,7 +231,7 @@ func (s *Segmenter) Cut(next, committed int64, emit func(Batch)) {
 		parts := make([]*Partial, 0, len(s.touched))
 		for _, w := range s.touched {
 			p := w.partial(s.cfg.Partition, s.sk)
-			p.Segment, p.First, p.Through, p.Committed = s.start, s.start, next-1, committed
+			p.Segment, p.First, p.Through, p.Committed, p.MaxEvent = s.start, s.start, next-1, committed, s.maxEvent
 			parts = append(parts, p)
 		}
 		slices.SortFunc(parts, func(a, b *Partial) int { return comparePartialKeys(a.Key(), b.Key()) })

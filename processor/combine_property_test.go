@@ -84,6 +84,7 @@ func combinerRun(seed uint64, mutate bool) string {
 		n := int64(1 + rng.IntN(4)) // within the exact latencies a partial holds
 		seg := int64(rng.IntN(5)) * 100
 		p.Segment, p.First, p.Through = seg, seg, seg+int64(rng.IntN(100))
+		p.MaxEvent = t0.Add(3 * time.Minute).UnixNano() // past both windows: due once settled
 		p.Series = []aggregate.Series{{Tags: aggregate.TagSet{Model: "m"}, Requests: n, LatencySumMS: n, LatencyMaxMS: 1}}
 		var lat aggregate.Latencies
 		for i := range n {

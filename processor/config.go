@@ -132,7 +132,7 @@ func (c *Config) setDefaults() {
 		c.CombinerGroup = c.Group + ".combiner"
 	}
 	if c.CombinerSettle == 0 {
-		c.CombinerSettle = time.Second
+		c.CombinerSettle = 250 * time.Millisecond
 	}
 	if c.CombinerMemory == 0 {
 		c.CombinerMemory = 128 << 20

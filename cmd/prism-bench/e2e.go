@@ -168,8 +168,10 @@ func runE2E(ctx context.Context, c config, topic string, want int, suffix string
 	r.AllocsPerRecord = m["go_memstats_mallocs_total"] / float64(want)
 	r.GCCycles = m["go_gc_duration_seconds_count"]
 	r.FetchPauses = m["prism_exporter_fetch_pauses_total"]
-	r.PartialsProduced = sumWhere(m, "prism_exporter_partials_produced_total", `result="produced"`)
-	r.CombinerSends = sumWhere(m, "prism_exporter_combiner_windows_sent_total")
+	if ms, err := scrapeSeries(ctx, er.httpAddr); err == nil {
+		r.PartialsProduced = sumWhere(ms, "prism_exporter_partials_produced_total", `result="produced"`)
+		r.CombinerSends = sumWhere(ms, "prism_exporter_combiner_windows_sent_total")
+	}
 	r.StandInCPUSeconds = (selfCPU() - self0).Seconds()
 	if c.kafkaPID > 0 {
 		r.BrokerCPUSeconds = (cpuOf(c.kafkaPID) - broker0).Seconds()

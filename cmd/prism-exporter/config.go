@@ -54,7 +54,7 @@ type settings struct {
 	PartialsTopic     string        `envconfig:"PARTIALS_TOPIC" default:"prism.exporter.partials" desc:"compacted topic (compact,delete) where each partition writes its share of every tenant window, partitioned by tenant; created at start-up when missing, with the gateway topic's partition count"`
 	PartialsRetention time.Duration `envconfig:"PARTIALS_RETENTION" default:"3h" desc:"retention.ms of a new partials topic; at least 1h30m (Datadog takes points up to 1 h old, plus the longest window)"`
 	CombinerGroup     string        `envconfig:"COMBINER_GROUP" desc:"consumer group of the second stage, which reads the partials topic; empty: PRISM_KAFKA_GROUP + '.combiner'"`
-	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"1s" desc:"an ended window's totals go out once no share changed them for this long, and again whenever one does"`
+	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"250ms" desc:"a window's totals go out once every partition that sent a share of it has read past its end and no share changed them for this long; again whenever one does"`
 	CombinerMemoryMiB int64         `envconfig:"COMBINER_MEMORY_MIB" default:"128" desc:"bytes of window totals the second stage holds, an hour of windows (see Capacity in docs/operations.md); past it the windows that expire first are dropped, counted"`
 
 	// The integrations store and its API (docs/api.md).
