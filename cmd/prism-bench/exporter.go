@@ -109,7 +109,10 @@ func (c config) environ(s exporterSpec) []string {
 		"PRISM_DATADOG_URL="+s.ddURL,
 		"PRISM_DATADOG_TIMEOUT=10s",
 		"PRISM_ALLOWED_LATENESS="+s.lateness.String(),
-		"PRISM_COMMIT_INTERVAL=500ms",
+		// Each run its own partials topic, as its own integrations topic:
+		// a combiner rebuilds the last hour of the topic it reads, and the
+		// runs share tenant ids.
+		"PRISM_PARTIALS_TOPIC="+s.topic+".partials",
 		"PRISM_DRAIN_TIMEOUT=5s",
 		"PRISM_INTEGRATIONS_TOPIC="+integrations,
 		"PRISM_STATUS_TOPIC="+status,
