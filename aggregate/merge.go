@@ -84,6 +84,10 @@ type Combiner struct {
 	committed map[int32]int64
 	// maxEvent is, per source partition, the highest Partial.MaxEvent seen.
 	maxEvent map[int32]int64
+	// unfolded lists, per source, the shares not yet folded in the order
+	// they came (segment order, but for a replay after a reset): a commit
+	// that makes them final folds them from the front.
+	unfolded map[int32][]foldRef
 }
 
 // CombinerStats is what the Combiner holds and has done, for self-metrics.
@@ -180,6 +184,7 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 		windows:   make(map[windowID]*cwindow),
 		committed: make(map[int32]int64),
 		maxEvent:  make(map[int32]int64),
+		unfolded:  make(map[int32][]foldRef),
 		byEnd: indexedHeap[*cwindow]{
 			less:  func(a, b *cwindow) bool { return compareWindows(a, b) < 0 },
 			place: func(w *cwindow) *int { return &w.heapIdx },
@@ -247,15 +252,58 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 			c.dirty = append(c.dirty, w)
 		}
 	}
-	if p.Committed > c.committed[p.Source] {
-		c.committed[p.Source] = p.Committed
+	if old == nil {
+		c.unfolded[k.Source] = append(c.unfolded[k.Source], foldRef{w: w, src: src, segment: k.Segment})
 	}
-	if p.MaxEvent > c.maxEvent[p.Source] {
-		c.maxEvent[p.Source] = p.MaxEvent
-	}
-	c.fold(w, src)
+	c.progress(k.Source, p.Committed, p.MaxEvent)
 	c.bound()
 	return changed && w.heapIdx >= 0
+}
+
+// foldRef names one share waiting to be folded.
+type foldRef struct {
+	w       *cwindow
+	src     *csource
+	segment int64
+}
+
+// Progress records how far source has got when no share says it (see
+// SourceProgress): its committed offset, which makes its shares below it
+// final and folds them, and the latest event time it read, which lets its
+// windows go out.
+func (c *Combiner) Progress(source int32, committed, maxEvent int64) {
+	c.progress(source, committed, maxEvent)
+	c.bound()
+}
+
+func (c *Combiner) progress(source int32, committed, maxEvent int64) {
+	if maxEvent > c.maxEvent[source] {
+		c.maxEvent[source] = maxEvent
+	}
+	limit := committed
+	switch {
+	case c.mutation.foldAll:
+		limit = int64(1) << 62
+	case committed <= c.committed[source]:
+		return
+	}
+	if committed > c.committed[source] {
+		c.committed[source] = committed
+	}
+	q := c.unfolded[source]
+	i := 0
+	for ; i < len(q); i++ {
+		r := q[i]
+		if r.segment >= limit {
+			break
+		}
+		c.foldOne(r)
+	}
+	if i > 0 {
+		n := copy(q, q[i:])
+		clear(q[n:])
+		c.unfolded[source] = q[:n]
+	}
 }
 
 // foldExact is how many exact latencies a folded tag set keeps before it
@@ -263,51 +311,43 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 // windows, and a busy one holds bins, not every latency.
 const foldExact = 64
 
-// fold moves src's final segments into the window's sum: memory per window
-// stays one share and a few recent segments per source, however many
-// partitions and segments it spans.
-func (c *Combiner) fold(w *cwindow, src *csource) {
-	below, ok := c.committed[src.source]
-	if c.mutation.foldAll {
-		below, ok = int64(1)<<62, true
-	}
-	if !ok || below <= src.foldedBelow {
+// foldOne moves one final share into its window's sum: memory per window
+// stays one share and the recent, not yet final, segments of its sources,
+// however many partitions and segments fed it. A share a reset dropped, or
+// whose window was dropped, is skipped.
+func (c *Combiner) foldOne(r foldRef) {
+	w, src := r.w, r.src
+	p, ok := src.segments[r.segment]
+	if !ok || w.heapIdx < 0 {
 		return
 	}
-	for seg, p := range src.segments {
-		if seg >= below {
-			continue
-		}
-		if w.folded == nil {
-			w.folded = make(map[TagSet]*mergeAcc, len(p.Series))
-		}
-		for i := range p.Series {
-			s := &p.Series[i]
-			a := w.folded[s.Tags]
-			if a == nil {
-				a = &mergeAcc{tags: s.Tags}
-				w.folded[s.Tags] = a
-			}
-			a.add(s, &p.Latencies[i])
-		}
-		size := partialSize(p)
-		w.bytes -= size
-		c.bytes -= size
-		w.count--
-		c.partials--
-		delete(src.segments, seg)
-		c.stats.Folded++
+	if w.folded == nil {
+		w.folded = make(map[TagSet]*mergeAcc, len(p.Series))
 	}
-	src.foldedBelow = below
-	var bytes int64
-	for _, a := range w.folded {
+	var grown int64
+	for i := range p.Series {
+		s := &p.Series[i]
+		a := w.folded[s.Tags]
+		if a == nil {
+			a = &mergeAcc{tags: s.Tags}
+			w.folded[s.Tags] = a
+			grown += int64(seriesOverhead + len(s.Tags.Model) + len(s.Tags.Provider) + len(s.Tags.Gateway) + len(s.Tags.Routing))
+		}
+		before := int64(4*cap(a.exact) + binBytes*cap(a.bins))
+		a.add(s, &p.Latencies[i])
 		a.compact(c.mapping)
-		bytes += int64(seriesOverhead+len(a.tags.Model)+len(a.tags.Provider)+len(a.tags.Gateway)+len(a.tags.Routing)) +
-			int64(4*cap(a.exact)+binBytes*cap(a.bins))
+		grown += int64(4*cap(a.exact)+binBytes*cap(a.bins)) - before
 	}
-	w.bytes += bytes - w.foldedBytes
-	c.bytes += bytes - w.foldedBytes
-	w.foldedBytes = bytes
+	size := partialSize(p)
+	delta := grown - size
+	w.bytes += delta
+	c.bytes += delta
+	w.foldedBytes += grown
+	w.count--
+	c.partials--
+	delete(src.segments, r.segment)
+	src.foldedBelow = max(src.foldedBelow, r.segment+1)
+	c.stats.Folded++
 }
 
 func (w *cwindow) source(s int32) *csource {
@@ -477,11 +517,23 @@ func (c *Combiner) expire(now int64) {
 		}
 		c.drop(w)
 	}
-	if len(c.evicted) > 0 && now >= c.nextSweep {
+	if now >= c.nextSweep {
 		for id, deadline := range c.evicted {
 			if now >= deadline {
 				delete(c.evicted, id)
 			}
+		}
+		// A source that stopped for good leaves shares no commit will fold:
+		// forget those of windows dropped since.
+		for source, q := range c.unfolded {
+			keep := q[:0]
+			for _, r := range q {
+				if r.w.heapIdx >= 0 {
+					keep = append(keep, r)
+				}
+			}
+			clear(q[len(keep):])
+			c.unfolded[source] = keep
 		}
 		c.nextSweep = now + int64(time.Minute)
 	}

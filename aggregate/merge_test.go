@@ -436,3 +436,39 @@ func TestCombinerDueNowListsEveryChange(t *testing.T) {
 		t.Fatalf("DueNow = %v, want the changed window", d)
 	}
 }
+
+// A partition that went quiet says how far it got: its last shares fold
+// into one sum per window, and its windows need not wait for it.
+func TestCombinerProgressFoldsQuietSources(t *testing.T) {
+	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Hour, Settle: time.Second})
+	clock.now = t0.Add(2 * time.Minute)
+	for src := range int32(6) {
+		p := wholePartial(src, 100, 199, exactSeries("a", 10+int32(src)))
+		p.MaxEvent = t0.Add(30 * time.Second).UnixNano() // still inside the window
+		p.Committed = 100
+		c.Add(p)
+	}
+	before := c.Stats()
+	if before.Partials != 6 || len(c.Due()) != 0 {
+		t.Fatalf("before progress: %+v, due %v", before, c.Due())
+	}
+	for src := range int32(6) {
+		c.Progress(src, 200, t0.Add(time.Minute).UnixNano())
+	}
+	after := c.Stats()
+	if after.Partials != 0 || after.Folded != 6 || after.Bytes >= before.Bytes {
+		t.Fatalf("after progress: %+v (before %+v)", after, before)
+	}
+	if a := totalsByModel(c)["a"]; a.Requests != 6 || a.LatencySumMS != 10+11+12+13+14+15 || a.LatencyMaxMS != 15 {
+		t.Fatalf("folded totals %+v", a)
+	}
+	clock.now = clock.now.Add(time.Second)
+	if d := c.Due(); len(d) != 1 {
+		t.Fatalf("not due once every source said it read past the end: %v", d)
+	}
+	// A copy of a folded share (a producer retry) counts once.
+	dup := wholePartial(3, 100, 199, exactSeries("a", 13))
+	if c.Add(dup) || totalsByModel(c)["a"].Requests != 6 {
+		t.Fatal("a copy of a folded share counted again")
+	}
+}

@@ -434,13 +434,77 @@ func KeyTenant(key []byte) (tenant []byte, ok bool) {
 	return key[1+w : 1+w+int(n)], true
 }
 
-// ResetTo is the partials partition a SourceReset's key is for.
-func ResetTo(key []byte) (int, bool) {
-	var r SourceReset
-	if !IsSourceReset(key) || r.UnmarshalBinary(key) != nil {
-		return 0, false
+// progressVersion leads a SourceProgress's key and value.
+const progressVersion = 0x80 | (partialVersion + 1)
+
+// SourceProgress tells the Combiner how far a source partition has got
+// when it has no share to carry it (Partial.Committed, Partial.MaxEvent):
+// the processor writes one to every partition of the partials topic (To)
+// when the partition goes quiet after a commit, so that the Combiner folds
+// the source's last shares and stops waiting for it in windows it has read
+// past.
+type SourceProgress struct {
+	Source    int32
+	Committed int64
+	MaxEvent  int64
+	To        int
+}
+
+// AppendBinary appends the progress record's binary form, its key and
+// value:
+//
+//	byte     0x83
+//	uvarint  source partition
+//	uvarint  committed + 1
+//	varint   max event time, Unix ns
+//	uvarint  the partials partition it is written to
+func (r SourceProgress) AppendBinary(b []byte) []byte {
+	b = append(b, progressVersion)
+	b = binary.AppendUvarint(b, uint64(r.Source))
+	b = binary.AppendUvarint(b, uint64(r.Committed+1))
+	b = binary.AppendVarint(b, r.MaxEvent)
+	return binary.AppendUvarint(b, uint64(r.To))
+}
+
+// IsSourceProgress tells a SourceProgress by its first byte.
+func IsSourceProgress(data []byte) bool { return len(data) > 0 && data[0] == progressVersion }
+
+// UnmarshalBinary sets r from its binary form; bad input returns a
+// *PartialError.
+func (r *SourceProgress) UnmarshalBinary(data []byte) error {
+	rd := reader{b: data}
+	if v := rd.byte(); !rd.err && v != progressVersion {
+		return badPartial("progress version %d, this build reads %d", v, progressVersion)
 	}
-	return r.To, true
+	source, committed, maxEvent, to := rd.uvarint(), rd.uvarint(), rd.varint(), rd.uvarint()
+	switch {
+	case rd.err:
+		return rd.fail()
+	case len(rd.b) != 0:
+		return badPartial("%d bytes after a progress record", len(rd.b))
+	case source > math.MaxInt32 || committed > math.MaxInt64 || to > math.MaxInt32:
+		return badPartial("progress record out of range")
+	}
+	*r = SourceProgress{Source: int32(source), Committed: int64(committed) - 1, MaxEvent: maxEvent, To: int(to)}
+	return nil
+}
+
+// ControlTo is the partials partition a SourceReset's or SourceProgress's
+// key is for.
+func ControlTo(key []byte) (int, bool) {
+	switch {
+	case IsSourceReset(key):
+		var r SourceReset
+		if r.UnmarshalBinary(key) == nil {
+			return r.To, true
+		}
+	case IsSourceProgress(key):
+		var r SourceProgress
+		if r.UnmarshalBinary(key) == nil {
+			return r.To, true
+		}
+	}
+	return 0, false
 }
 
 // reader reads the binary form; after the first error every read returns

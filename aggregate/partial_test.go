@@ -260,7 +260,22 @@ func FuzzDecodePartial(f *testing.F) {
 	f.Add(SourceReset{Source: 3, From: 1234, To: 5}.AppendBinary(nil))
 	f.Add([]byte{})
 	f.Add([]byte{partialVersion})
+	f.Add(SourceProgress{Source: 3, Committed: 99, MaxEvent: -5, To: 2}.AppendBinary(nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if IsSourceProgress(data) {
+			var r, back SourceProgress
+			if err := r.UnmarshalBinary(data); err != nil {
+				var pe *PartialError
+				if !errors.As(err, &pe) {
+					t.Fatalf("error %v is not a *PartialError", err)
+				}
+				return
+			}
+			if to, ok := ControlTo(data); !ok || to != r.To || back.UnmarshalBinary(r.AppendBinary(nil)) != nil || back != r {
+				t.Fatalf("progress %+v does not round-trip", r)
+			}
+			return
+		}
 		if IsSourceReset(data) {
 			var r SourceReset
 			if err := r.UnmarshalBinary(data); err != nil {
@@ -271,7 +286,7 @@ func FuzzDecodePartial(f *testing.F) {
 				return
 			}
 			var back SourceReset
-			if to, ok := ResetTo(data); !ok || to != r.To || back.UnmarshalBinary(r.AppendBinary(nil)) != nil || back != r {
+			if to, ok := ControlTo(data); !ok || to != r.To || back.UnmarshalBinary(r.AppendBinary(nil)) != nil || back != r {
 				t.Fatalf("reset %+v does not round-trip", r)
 			}
 			return

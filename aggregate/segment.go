@@ -254,5 +254,9 @@ func (s *Segmenter) Start() (offset int64, ok bool) { return s.start, s.start >=
 // touched, no log buffered.
 func (s *Segmenter) Empty() bool { return len(s.touched) == 0 && !s.pendSome }
 
+// MaxEvent is the latest event time read (Unix ns), as the partials carry
+// it.
+func (s *Segmenter) MaxEvent() int64 { return s.maxEvent }
+
 // Stats returns the current counts.
 func (s *Segmenter) Stats() SegmentStats { return s.stats }

@@ -19,7 +19,8 @@ type segmentCounts struct {
 	landedUnacked int   // batches that reached Datadog or Kafka but whose answer was lost
 	lostUnacked   int   // batches lost with their run
 	resetDropped  int64 // windows a SourceReset took stale partials from
-	folded        int64 // final segments folded into their source's sum
+	folded        int64 // final segments folded into their window's sum
+	progress      int   // progress records of quiet partitions
 	rebuilds      int   // Combiners rebuilt from the compacted topic
 	multiSegment  int   // windows summed from more than one segment of a source
 	tooOld        int   // records too old for a metric: logs only
@@ -32,6 +33,7 @@ func (c *segmentCounts) add(o segmentCounts) {
 	c.lostUnacked += o.lostUnacked
 	c.resetDropped += o.resetDropped
 	c.folded += o.folded
+	c.progress += o.progress
 	c.rebuilds += o.rebuilds
 	c.multiSegment += o.multiSegment
 	c.tooOld += o.tooOld
@@ -68,7 +70,7 @@ func TestSegmentPropertyAgainstModel(t *testing.T) {
 	t.Logf("exercised: %+v", all)
 	// Guard the generator: a change that stops it reaching a path would
 	// otherwise pass silently.
-	if all.crashes < 100 || all.landedUnacked < 100 || all.lostUnacked < 100 || all.resetDropped < 50 || all.folded < 500 ||
+	if all.crashes < 100 || all.landedUnacked < 100 || all.lostUnacked < 100 || all.resetDropped < 50 || all.folded < 500 || all.progress < 100 ||
 		all.rebuilds < 100 || all.multiSegment < 100 || all.tooOld < 50 || all.duplicateLogs < 50 {
 		t.Errorf("the streams no longer exercise every path: %+v", all)
 	}
@@ -220,6 +222,13 @@ func runSegmentProperty(seed uint64, mistake segmentMistake) (segmentCounts, err
 				}
 				if r.IntN(8) == 0 {
 					committed = max(committed, ledger.Point())
+					if r.IntN(3) == 0 {
+						// The partition went quiet after the commit: it says
+						// how far it got.
+						pg := SourceProgress{Source: int32(p), Committed: committed, MaxEvent: recs[i].ev.Timestamp.UnixNano()}.AppendBinary(nil)
+						*out = append(*out, topicRecord{key: string(pg), value: pg})
+						counts.progress++
+					}
 				}
 			}
 			if final {
@@ -268,6 +277,14 @@ func runSegmentProperty(seed uint64, mistake segmentMistake) (segmentCounts, err
 		c.mutation.ignoreReset = mistake.ignoreReset
 		c.mutation.foldAll = mistake.foldAll
 		for _, rec := range records {
+			if IsSourceProgress(rec.value) {
+				var pg SourceProgress
+				if err := pg.UnmarshalBinary(rec.value); err != nil {
+					return nil, err
+				}
+				c.Progress(pg.Source, pg.Committed, pg.MaxEvent)
+				continue
+			}
 			if IsSourceReset(rec.value) {
 				var rs SourceReset
 				if err := rs.UnmarshalBinary(rec.value); err != nil {

@@ -322,6 +322,18 @@ func (cp *cpart) add(m kafka.Message) {
 	p := cp.c.p
 	cp.checkRebuilt()
 	cp.next, cp.hwm = m.Offset+1, m.HighWaterMark
+	if aggregate.IsSourceProgress(m.Value) {
+		var pg aggregate.SourceProgress
+		if err := pg.UnmarshalBinary(m.Value); err != nil {
+			p.metrics.combined.WithLabelValues("invalid").Inc()
+			cp.log.Warn("progress record skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
+		} else {
+			cp.comb.Progress(pg.Source, pg.Committed, pg.MaxEvent)
+			p.metrics.combined.WithLabelValues("progress").Inc()
+		}
+		cp.checkRebuilt()
+		return
+	}
 	if aggregate.IsSourceReset(m.Value) {
 		var rs aggregate.SourceReset
 		if err := rs.UnmarshalBinary(m.Value); err != nil {

@@ -29,7 +29,7 @@ func (tenantBalancer) Balance(m kafka.Message, partitions ...int) int {
 	if len(partitions) == 0 {
 		return 0
 	}
-	if to, ok := aggregate.ResetTo(m.Key); ok {
+	if to, ok := aggregate.ControlTo(m.Key); ok {
 		for _, p := range partitions {
 			if p == to {
 				return p
@@ -49,9 +49,10 @@ func (tenantBalancer) Balance(m kafka.Message, partitions ...int) int {
 // produced, and the answer to give once Kafka holds them (or the pipeline
 // ends first).
 type partialOut struct {
-	parts  []*aggregate.Partial
-	resets []aggregate.SourceReset
-	done   func(accepted bool)
+	parts    []*aggregate.Partial
+	resets   []aggregate.SourceReset
+	progress []aggregate.SourceProgress
+	done     func(accepted bool)
 }
 
 // partialWriter produces one pipeline's partials in the order the
@@ -119,6 +120,17 @@ func (pw *partialWriter) reset(source int32, from int64, partitions int32) {
 	pw.write(partialOut{resets: rs, done: func(bool) {}})
 }
 
+// progress queues a SourceProgress for every partition of the partials
+// topic: the combiners fold the source's shares below committed and know
+// it has read up to maxEvent, though it sent them no share lately.
+func (pw *partialWriter) progress(source int32, committed, maxEvent int64, partitions int32) {
+	ps := make([]aggregate.SourceProgress, max(1, partitions))
+	for i := range ps {
+		ps[i] = aggregate.SourceProgress{Source: source, Committed: committed, MaxEvent: maxEvent, To: i}
+	}
+	pw.write(partialOut{progress: ps, done: func(bool) {}})
+}
+
 // take moves what is queued to pending.
 func (pw *partialWriter) take(pending []partialOut) []partialOut {
 	pw.mu.Lock()
@@ -173,6 +185,13 @@ func (pw *partialWriter) run(ctx context.Context) {
 			for _, r := range o.resets {
 				b := r.AppendBinary(nil)
 				msgs = append(msgs, kafka.Message{Key: b, Value: b})
+			}
+			for _, r := range o.progress {
+				b := r.AppendBinary(nil)
+				// Keyed by source and partition only: compaction keeps the
+				// latest progress of each source on each partition.
+				k := aggregate.SourceProgress{Source: r.Source, To: r.To, Committed: -1}.AppendBinary(nil)
+				msgs = append(msgs, kafka.Message{Key: k, Value: b})
 			}
 			for _, p := range o.parts {
 				key, _ := p.Key().AppendBinary(nil)

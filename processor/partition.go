@@ -39,13 +39,17 @@ type partition struct {
 	log     *zap.Logger
 	out     *partialWriter
 
-	next       int64 // the next offset to read: every record below was handled
-	hwm        int64 // high watermark last seen, -1 unknown
-	lastFetch  time.Time
-	lastCommit int64
-	lag        int64
-	held       int64 // budget bytes charged by this pipeline and not yet released
-	counts     recordCounters
+	next int64 // the next offset to read: every record below was handled
+	// shared: a segment's shares went out since the last progress record;
+	// lastProgress: when that record went.
+	shared       bool
+	lastProgress time.Time
+	hwm          int64 // high watermark last seen, -1 unknown
+	lastFetch    time.Time
+	lastCommit   int64
+	lag          int64
+	held         int64 // budget bytes charged by this pipeline and not yet released
+	counts       recordCounters
 }
 
 // recordCounters are the per-record counters, resolved once: a label lookup
@@ -447,6 +451,7 @@ func (pt *partition) emit(b aggregate.Batch) {
 		pt.reply(answer{tok: tok, accepted: accepted, bytes: bytes, sentAt: sentAt})
 	}
 	if b.Kind == aggregate.KindSegment {
+		pt.shared = true
 		pt.out.write(partialOut{parts: b.Partials, done: done})
 		return
 	}
@@ -506,6 +511,26 @@ func (pt *partition) commit(ctx context.Context) {
 	p.metrics.commits.WithLabelValues("ok").Inc()
 	p.metrics.committed.WithLabelValues(pt.label).Set(float64(c))
 	pt.lastCommit = c
+	pt.sayProgress()
+}
+
+// progressEvery is how often a busy partition tells every combiner how far
+// it has got: the combiners that hold none of its current tenants learn it
+// from nothing else.
+const progressEvery = 5 * time.Second
+
+// sayProgress writes a SourceProgress after a commit when the partition's
+// shares since the last one are now final and no later share will say so:
+// the partition went quiet, or progressEvery passed. The combiners fold
+// those shares (one sum per window) and stop waiting for this partition in
+// the windows it has read past.
+func (pt *partition) sayProgress() {
+	quiet := pt.seg.Empty() && !pt.ledger.InFlight()
+	if !pt.shared || (!quiet && time.Since(pt.lastProgress) < progressEvery) {
+		return
+	}
+	pt.shared, pt.lastProgress = false, time.Now()
+	pt.out.progress(int32(pt.id), pt.lastCommit, pt.seg.MaxEvent(), pt.p.partialsPartitions.Load())
 }
 
 // commitMetadata marks a commit as a segment boundary of this exporter.

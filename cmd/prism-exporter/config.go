@@ -44,7 +44,7 @@ type settings struct {
 	DatadogTimeout     time.Duration `envconfig:"DATADOG_TIMEOUT" default:"30s" desc:"per Datadog request"`
 	DatadogConcurrency int           `envconfig:"DATADOG_CONCURRENCY" default:"2" desc:"requests in flight per tenant"`
 
-	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s" desc:"how long after a window's end its totals wait at most for the partitions' shares before the first write (sooner once quiet for PRISM_COMBINER_SETTLE); later records still correct the window within Datadog's hour"`
+	AllowedLateness time.Duration `envconfig:"ALLOWED_LATENESS" default:"10s" desc:"a window's totals wait at most this + 5s after its last change for a partition that fed it and has not read past its end (one gone quiet); later records still correct the window within Datadog's hour"`
 	MaxTagSets      int           `envconfig:"MAX_TAG_SETS" default:"1000" desc:"distinct metric tag sets per tenant and window; the rest fold into 'other'"`
 	MemoryBudgetMiB int64         `envconfig:"MEMORY_BUDGET_MIB" default:"32" desc:"decoded records held until Datadog accepts them; fetching pauses above it. The Go heap gets a soft limit of this plus 192 MiB unless GOMEMLIMIT is set"`
 	CommitInterval  time.Duration `envconfig:"COMMIT_INTERVAL" default:"1s" desc:"how often each partition ends a segment (its logs and window shares go out) and commits; a kill -9 re-sends at most the logs since the last commit"`
