@@ -124,8 +124,10 @@ type cwindow struct {
 
 	// folded sums every source's final segments, by tag set: a window
 	// holds one share however many partitions and segments it spans.
+	// folders are the sources with final segments and none other left.
 	folded      map[TagSet]*mergeAcc
 	foldedBytes int64
+	folders     []int32
 
 	version uint64 // bumped by every change
 	changed int64  // when it last changed, Unix ns
@@ -135,13 +137,12 @@ type cwindow struct {
 }
 
 // csource is what one source partition sent of a window: the latest
-// partial of each segment not yet final. Its segments below foldedBelow,
-// final since the source committed past them (see Partial.Committed), are
-// in the window's folded sum.
+// partial of each segment not yet final. Its final segments are in the
+// window's folded sum; a source with none left leaves the window's
+// sources for its folders.
 type csource struct {
-	source      int32
-	segments    map[int64]*Partial // by Segment
-	foldedBelow int64
+	source   int32
+	segments map[int64]*Partial // by Segment
 }
 
 // NewCombiner returns an empty Combiner. Zero-valued Config fields take their
@@ -222,13 +223,15 @@ func (c *Combiner) Add(p *Partial) (changed bool) {
 		c.byEnd.push(w)
 		c.bytes += w.bytes
 	}
-	src := w.source(k.Source)
-	if k.Segment < src.foldedBelow {
-		// A copy of a segment already final and folded (a producer
-		// retry that landed twice): counted once already.
+	if cm, ok := c.committed[k.Source]; ok && k.Segment < cm && !c.mutation.foldAll {
+		// A copy of a segment already final, and folded: a producer retry
+		// that landed twice. The share itself came before any record that
+		// carried this commit (it was acked before the commit), so this is
+		// not its first arrival.
 		c.stats.Duplicates++
 		return false
 	}
+	src := w.source(k.Source)
 	old := src.segments[k.Segment]
 	src.segments[k.Segment] = p
 	size := partialSize(p)
@@ -346,7 +349,16 @@ func (c *Combiner) foldOne(r foldRef) {
 	w.count--
 	c.partials--
 	delete(src.segments, r.segment)
-	src.foldedBelow = max(src.foldedBelow, r.segment+1)
+	if len(src.segments) == 0 {
+		// Nothing of this source is left to replace or reset: a window
+		// fed by 48 partitions keeps their sum, not 48 empty maps.
+		if i := slices.Index(w.sources, src); i >= 0 {
+			w.sources = slices.Delete(w.sources, i, i+1)
+		}
+		if !slices.Contains(w.folders, src.source) {
+			w.folders = append(w.folders, src.source)
+		}
+	}
 	c.stats.Folded++
 }
 
@@ -462,7 +474,12 @@ func (c *Combiner) passed(w *cwindow) bool {
 			return false
 		}
 	}
-	return len(w.sources) > 0
+	for _, s := range w.folders {
+		if c.maxEvent[s] < w.end {
+			return false
+		}
+	}
+	return len(w.sources)+len(w.folders) > 0
 }
 
 // MarkSent records that p's totals were accepted. It reports false when
