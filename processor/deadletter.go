@@ -145,5 +145,9 @@ func (d *DeadLetters) run(ctx context.Context) {
 		for _, dl := range batch {
 			dl.done()
 		}
+		// Cleared, not only truncated: the next batch reuses the arrays, and
+		// until then they would keep the last dead letters' bytes alive.
+		clear(batch)
+		clear(msgs)
 	}
 }

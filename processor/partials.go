@@ -165,10 +165,14 @@ func (pw *partialWriter) run(ctx context.Context) {
 		pending []partialOut
 		msgs    []kafka.Message
 	)
+	// Emptied with clear as well as truncated: a truncated slice would keep
+	// the last run's partials and encoded messages alive until overwritten,
+	// a share per window and partition in a quiet exporter.
 	fail := func() {
 		for _, o := range pending {
 			o.done(false)
 		}
+		clear(pending)
 		pending = pending[:0]
 	}
 	for {
@@ -231,6 +235,8 @@ func (pw *partialWriter) run(ctx context.Context) {
 		for _, o := range pending {
 			o.done(true)
 		}
+		clear(pending)
 		pending = pending[:0]
+		clear(msgs)
 	}
 }

@@ -523,6 +523,9 @@ func runWindowMemory(ctx context.Context, c config, ids []string, suffix string,
 	if err != nil {
 		return w, err
 	}
+	logf("capacity, windows: the combiner holds %.0f shares not yet folded and %.0f windows (%.0f B); it read %.0f progress records",
+		sumWhere(m, "prism_exporter_combiner_held", `what="partials"`), sumWhere(m, "prism_exporter_combiner_held", `what="windows"`),
+		sumWhere(m, "prism_exporter_combiner_held", `what="bytes"`), sumWhere(m, "prism_exporter_combiner_partials_total", `result="progress"`))
 	if evicted := sumWhere(m, "prism_exporter_combiner_partials_total", `result="evicted"`); evicted > 0 {
 		return w, fmt.Errorf("the combiner evicted %.0f shares during the step; the reading is void", evicted)
 	}

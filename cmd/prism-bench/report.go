@@ -254,9 +254,9 @@ func report(w io.Writer, r *results) {
 			f.Records, f.Seconds, f.CPUSeconds, f.BrokerCPU, f.GzRatio)
 	}
 	if fr := r.Fresh; fr != nil {
-		fmt.Fprintf(w, "\nFreshness (window end to its `prism.gateway.requests` points accepted from every partition; %.0f s windows, %.0f s lateness, target <= %.0f s):\n\n",
+		fmt.Fprintf(w, "\nFreshness (window end to the final value of every one of its `prism.gateway.requests` series accepted; %.0f s windows, %.0f s lateness, target <= %.0f s):\n\n",
 			fr.Window, fr.Lateness, fr.Lateness+2)
-		fmt.Fprintf(w, "| load | records/s | windows | p50 s | p95 s | max s | first partition p50 s | CPU-s per million | lag at end | peak RSS MiB | met |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| load | records/s | windows | p50 s | p95 s | max s | first point p50 s | CPU-s per million | lag at end | peak RSS MiB | met |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, ph := range fr.Phases {
 			fmt.Fprintf(w, "| %s | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %.0f | %s |\n", ph.Name, ph.ActualRate, ph.Windows,
 				ph.Freshness.P50, ph.Freshness.P95, ph.Freshness.Max, ph.FirstSeen.P50, ph.CPUPerMil, ph.Lag, ph.PeakRSSMiB,
