@@ -52,7 +52,7 @@ test-deploy:
 # target at a time). FUZZTIME is per target.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schemas:FuzzDecode ./sink:FuzzParseTenants ./sink:FuzzServerWait \
-	./processor:FuzzParseResumeMeta ./sink/ddfake:FuzzCheapCounters \
+	./sink/ddfake:FuzzCheapCounters \
 	./api:FuzzParseTokens ./api:FuzzRequests ./aggregate:FuzzDecodePartial
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
