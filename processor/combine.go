@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -40,21 +39,7 @@ type combiner struct {
 
 func (c *combiner) run(ctx context.Context) {
 	p := c.p
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                    p.cfg.CombinerGroup,
-		Brokers:               p.cfg.Brokers,
-		Dialer:                p.dialer,
-		Topics:                []string{p.cfg.PartialsTopic},
-		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
-		HeartbeatInterval:     p.cfg.SessionTimeout / 5,
-		SessionTimeout:        p.cfg.SessionTimeout,
-		RebalanceTimeout:      p.cfg.RebalanceTimeout,
-		JoinGroupBackoff:      time.Second,
-		WatchPartitionChanges: true,
-		StartOffset:           kafka.FirstOffset,
-		Timeout:               10 * time.Second,
-		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
-	})
+	group, err := kafka.NewConsumerGroup(p.groupConfig(p.cfg.CombinerGroup, p.cfg.PartialsTopic, c.log))
 	if err != nil {
 		c.log.Error("cannot build the combiner's consumer group; no metrics are sent", zap.Error(err))
 		return

@@ -190,21 +190,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	go func() { defer close(dlqDone); p.deps.DeadLetters.run(dlqCtx) }()
 	defer func() { stopDLQ(); <-dlqDone }()
 
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                    p.cfg.Group,
-		Brokers:               p.cfg.Brokers,
-		Dialer:                p.dialer,
-		Topics:                []string{p.cfg.Topic},
-		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
-		HeartbeatInterval:     p.cfg.SessionTimeout / 5,
-		SessionTimeout:        p.cfg.SessionTimeout,
-		RebalanceTimeout:      p.cfg.RebalanceTimeout,
-		JoinGroupBackoff:      time.Second,
-		WatchPartitionChanges: true,
-		StartOffset:           kafka.FirstOffset,
-		Timeout:               10 * time.Second,
-		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { p.log.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
-	})
+	group, err := kafka.NewConsumerGroup(p.groupConfig(p.cfg.Group, p.cfg.Topic, p.log))
 	if err != nil {
 		return fmt.Errorf("processor: consumer group %q: %w", p.cfg.Group, err)
 	}
@@ -245,6 +231,27 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.ready.Store(false)
 	p.log.Info("left the consumer group")
 	return nil
+}
+
+// groupConfig is the consumer group settings both stages share: the
+// gateway topic's group and the combiner's group on the partials topic
+// join, rebalance and time out alike.
+func (p *Processor) groupConfig(id, topic string, log *zap.Logger) kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:                    id,
+		Brokers:               p.cfg.Brokers,
+		Dialer:                p.dialer,
+		Topics:                []string{topic},
+		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		HeartbeatInterval:     p.cfg.SessionTimeout / 5,
+		SessionTimeout:        p.cfg.SessionTimeout,
+		RebalanceTimeout:      p.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		StartOffset:           kafka.FirstOffset,
+		Timeout:               10 * time.Second,
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+	}
 }
 
 // KafkaUnreachable records one failed attempt to reach Kafka, retried after
