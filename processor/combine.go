@@ -25,10 +25,9 @@ import (
 // accepted by Datadog: every partial below it is in a total Datadog took, so
 // a rebuild sends again only the windows that changed after it.
 
-// Partials a window may still change by arrive within Datadog's hour; the
+// Shares a window may still change by arrive within Datadog's hour; the
 // rebuild reads this much further back for producers whose clocks run
-// ahead of the broker's, and for the shares of the longest window produced
-// as it closed.
+// ahead of the broker's.
 const combinerRebuildMargin = 10 * time.Minute
 
 // combiner runs the second stage's consumer group.
@@ -126,8 +125,8 @@ func (c *combiner) runPartition(gctx context.Context, gen *kafka.Generation, id 
 	log := c.log.With(zap.Int("partition", id), zap.Int32("generation", gen.ID))
 	comb, err := aggregate.NewCombiner(aggregate.CombinerConfig{
 		Clock: p.clock,
-		// A window's shares come as each partition closes it, about the
-		// allowed lateness after its end; Settle usually sends it sooner.
+		// A window goes out once its partitions read past its end (Settle);
+		// Grace bounds the wait for one that went quiet inside it.
 		Grace:      p.cfg.AllowedLateness + 5*time.Second,
 		Settle:     p.cfg.CombinerSettle,
 		MaxBytes:   memory,
