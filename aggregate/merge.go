@@ -125,9 +125,8 @@ type cwindow struct {
 	// folded sums every source's final segments, by tag set: a window
 	// holds one share however many partitions and segments it spans.
 	// folders are the sources with final segments and none other left.
-	folded      map[TagSet]*mergeAcc
-	foldedBytes int64
-	folders     []int32
+	folded  map[TagSet]*mergeAcc
+	folders []int32
 
 	version uint64 // bumped by every change
 	changed int64  // when it last changed, Unix ns
@@ -345,7 +344,6 @@ func (c *Combiner) foldOne(r foldRef) {
 	delta := grown - size
 	w.bytes += delta
 	c.bytes += delta
-	w.foldedBytes += grown
 	w.count--
 	c.partials--
 	delete(src.segments, r.segment)

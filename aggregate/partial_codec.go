@@ -422,7 +422,8 @@ func (r *SourceReset) UnmarshalBinary(data []byte) error {
 // partials meet on one partition. ok is false for bytes that are not a key
 // of this version.
 //
-// A SourceReset's key names its partials partition instead: see ResetTo.
+// A SourceReset's or SourceProgress's key names its partials partition
+// instead: see ControlTo.
 func KeyTenant(key []byte) (tenant []byte, ok bool) {
 	if len(key) < 2 || key[0] != partialVersion {
 		return nil, false

@@ -305,47 +305,39 @@ func (cp *cpart) checkRebuilt() {
 func (cp *cpart) add(m kafka.Message) {
 	p := cp.c.p
 	cp.checkRebuilt()
+	defer cp.checkRebuilt()
 	cp.next, cp.hwm = m.Offset+1, m.HighWaterMark
-	if aggregate.IsSourceProgress(m.Value) {
+	// Only this exporter writes the topic: a record it cannot read was
+	// written by a newer version (rolled back) or by hand.
+	skip := func(what string, err error) {
+		p.metrics.combined.WithLabelValues("invalid").Inc()
+		cp.log.Warn(what+" skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
+	}
+	switch {
+	case aggregate.IsSourceProgress(m.Value):
 		var pg aggregate.SourceProgress
 		if err := pg.UnmarshalBinary(m.Value); err != nil {
-			p.metrics.combined.WithLabelValues("invalid").Inc()
-			cp.log.Warn("progress record skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
-		} else {
-			cp.comb.Progress(pg.Source, pg.Committed, pg.MaxEvent)
-			p.metrics.combined.WithLabelValues("progress").Inc()
-		}
-		cp.checkRebuilt()
-		return
-	}
-	if aggregate.IsSourceReset(m.Value) {
-		var rs aggregate.SourceReset
-		if err := rs.UnmarshalBinary(m.Value); err != nil {
-			p.metrics.combined.WithLabelValues("invalid").Inc()
-			cp.log.Warn("reset skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
-			cp.checkRebuilt()
+			skip("progress record", err)
 			return
 		}
-		changed := cp.comb.Reset(rs.Source, rs.From)
-		p.metrics.combined.WithLabelValues("reset").Inc()
-		if cp.markedAll {
-			for _, d := range changed {
-				k := keyOfWindow(d.Tenant, d.Window)
-				if _, ok := cp.unsent[k]; !ok {
-					cp.unsent[k] = m.Offset
-				}
-			}
+		cp.comb.Progress(pg.Source, pg.Committed, pg.MaxEvent)
+		p.metrics.combined.WithLabelValues("progress").Inc()
+		return
+	case aggregate.IsSourceReset(m.Value):
+		var rs aggregate.SourceReset
+		if err := rs.UnmarshalBinary(m.Value); err != nil {
+			skip("reset", err)
+			return
 		}
-		cp.checkRebuilt()
+		p.metrics.combined.WithLabelValues("reset").Inc()
+		for _, d := range cp.comb.Reset(rs.Source, rs.From) {
+			cp.changed(d.Tenant, d.Window, m.Offset)
+		}
 		return
 	}
 	part := new(aggregate.Partial)
 	if err := part.UnmarshalBinary(m.Value); err != nil {
-		// Only this exporter writes the topic: a record it cannot read was
-		// written by a newer version (rolled back) or by hand.
-		p.metrics.combined.WithLabelValues("invalid").Inc()
-		cp.log.Warn("partial skipped: not one this version reads", zap.Int64("offset", m.Offset), zap.Error(err))
-		cp.checkRebuilt()
+		skip("partial", err)
 		return
 	}
 	before := cp.comb.Stats()
@@ -356,10 +348,7 @@ func (cp *cpart) add(m kafka.Message) {
 		p.metrics.combined.WithLabelValues("rebuilt").Inc()
 	case changed:
 		p.metrics.combined.WithLabelValues("changed").Inc()
-		k := keyOfWindow(part.Tenant, part.Window)
-		if _, ok := cp.unsent[k]; !ok {
-			cp.unsent[k] = m.Offset
-		}
+		cp.changed(part.Tenant, part.Window, m.Offset)
 	case after.DroppedTooOld > before.DroppedTooOld:
 		p.metrics.combined.WithLabelValues("too_old").Inc()
 	case after.DroppedEvicted > before.DroppedEvicted:
@@ -367,7 +356,19 @@ func (cp *cpart) add(m kafka.Message) {
 	default:
 		p.metrics.combined.WithLabelValues("unchanged").Inc()
 	}
-	cp.checkRebuilt()
+}
+
+// changed records that the partial at offset changed the window: until its
+// totals are accepted, the commit stays at or below the first such offset.
+// Before the last run's commit is reached, everything read was sent.
+func (cp *cpart) changed(tenant string, w aggregate.Window, offset int64) {
+	if !cp.markedAll {
+		return
+	}
+	k := keyOfWindow(tenant, w)
+	if _, ok := cp.unsent[k]; !ok {
+		cp.unsent[k] = offset
+	}
 }
 
 // send hands every due window's totals to the sink, one at a time per
