@@ -26,6 +26,12 @@ const (
 // ChunkSize and MetricMaxAge select their defaults.
 type Config struct {
 	Partition int32
+	// Source names the records' source in the partials (Partial.Source):
+	// 0 selects Partition. A backfill reads partitions again beside the
+	// live pipelines and gives each of its readers a source of its own
+	// (BackfillSource), so that the Combiner sums its shares with the live
+	// ones rather than replacing them, and resets only its own.
+	Source int64
 	// MaxTagSets is how many distinct tag sets one tenant window keeps in a
 	// segment before folding new ones into TagSet{Other, Other, Other, Other}.
 	MaxTagSets int
@@ -53,6 +59,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MetricMaxAge = DefaultMetricMaxAge
 	}
 	switch {
+	case cfg.Source < 0:
+		return cfg, fmt.Errorf("aggregate: Config.Source must be >= 0, got %d", cfg.Source)
 	case cfg.Partition < 0:
 		return cfg, fmt.Errorf("aggregate: Config.Partition must be >= 0 (a Kafka partition number), got %d", cfg.Partition)
 	case cfg.MaxTagSets < 1 || cfg.MaxTagSets > maxTagSetsLimit:
@@ -69,3 +77,16 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	return cfg, nil
 }
+
+// BackfillSource is the Partial.Source of a backfill's reader of one
+// partition: above every Kafka partition number (those are int32), and
+// unique per backfill job through its random token (below 1<<40), so that
+// two backfills, or a backfill and the live pipeline, never share a source.
+func BackfillSource(token uint64, partition int32) int64 {
+	return backfillBit | int64(token&(1<<40-1))<<21 | int64(partition)&(1<<21-1)
+}
+
+const backfillBit = int64(1) << 62
+
+// IsBackfillSource tells a backfill's source from a live partition.
+func IsBackfillSource(source int64) bool { return source&backfillBit != 0 }

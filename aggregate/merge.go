@@ -81,13 +81,13 @@ type Combiner struct {
 	}
 	// committed is, per source partition, the highest Partial.Committed
 	// seen: its segments below it are final.
-	committed map[int32]int64
+	committed map[int64]int64
 	// maxEvent is, per source partition, the highest Partial.MaxEvent seen.
-	maxEvent map[int32]int64
+	maxEvent map[int64]int64
 	// unfolded lists, per source, the shares not yet folded in the order
 	// they came (segment order, but for a replay after a reset): a commit
 	// that makes them final folds them from the front.
-	unfolded map[int32][]foldRef
+	unfolded map[int64][]foldRef
 }
 
 // CombinerStats is what the Combiner holds and has done, for self-metrics.
@@ -126,7 +126,9 @@ type cwindow struct {
 	// holds one share however many partitions and segments it spans.
 	// folders are the sources with final segments and none other left.
 	folded  map[TagSet]*mergeAcc
-	folders []int32
+	folders []int64
+	// delivered sums the Delivery of the folded shares.
+	delivered Delivery
 
 	version uint64 // bumped by every change
 	changed int64  // when it last changed, Unix ns
@@ -140,7 +142,7 @@ type cwindow struct {
 // window's folded sum; a source with none left leaves the window's
 // sources for its folders.
 type csource struct {
-	source   int32
+	source   int64
 	segments map[int64]*Partial // by Segment
 }
 
@@ -182,9 +184,9 @@ func NewCombiner(cfg CombinerConfig) (*Combiner, error) {
 		cfg:       cfg,
 		mapping:   sk.mapping,
 		windows:   make(map[windowID]*cwindow),
-		committed: make(map[int32]int64),
-		maxEvent:  make(map[int32]int64),
-		unfolded:  make(map[int32][]foldRef),
+		committed: make(map[int64]int64),
+		maxEvent:  make(map[int64]int64),
+		unfolded:  make(map[int64][]foldRef),
 		byEnd: indexedHeap[*cwindow]{
 			less:  func(a, b *cwindow) bool { return compareWindows(a, b) < 0 },
 			place: func(w *cwindow) *int { return &w.heapIdx },
@@ -273,12 +275,12 @@ type foldRef struct {
 // SourceProgress): its committed offset, which makes its shares below it
 // final and folds them, and the latest event time it read, which lets its
 // windows go out.
-func (c *Combiner) Progress(source int32, committed, maxEvent int64) {
+func (c *Combiner) Progress(source int64, committed, maxEvent int64) {
 	c.progress(source, committed, maxEvent)
 	c.bound()
 }
 
-func (c *Combiner) progress(source int32, committed, maxEvent int64) {
+func (c *Combiner) progress(source int64, committed, maxEvent int64) {
 	if maxEvent > c.maxEvent[source] {
 		c.maxEvent[source] = maxEvent
 	}
@@ -340,6 +342,7 @@ func (c *Combiner) foldOne(r foldRef) {
 		a.compact(c.mapping)
 		grown += int64(4*cap(a.exact)+binBytes*cap(a.bins)) - before
 	}
+	w.delivered.Add(p.Delivery)
 	size := partialSize(p)
 	delta := grown - size
 	w.bytes += delta
@@ -360,7 +363,7 @@ func (c *Combiner) foldOne(r foldRef) {
 	c.stats.Folded++
 }
 
-func (w *cwindow) source(s int32) *csource {
+func (w *cwindow) source(s int64) *csource {
 	for _, x := range w.sources {
 		if x.source == s {
 			return x
@@ -375,7 +378,7 @@ func (w *cwindow) source(s int32) *csource {
 // window: a new run reads the source again from from, a commit point, and
 // writes its own (see SourceReset). It returns the windows it changed,
 // which are due again like any changed window.
-func (c *Combiner) Reset(source int32, from int64) []Pending {
+func (c *Combiner) Reset(source int64, from int64) []Pending {
 	if c.mutation.ignoreReset {
 		return nil
 	}
@@ -403,6 +406,10 @@ func (c *Combiner) Reset(source int32, from int64) []Pending {
 				c.partials--
 				delete(src.segments, seg)
 				dropped = true
+				// The replay counts its records again, but the logs the
+				// dropped run got accepted did reach Datadog: the window's
+				// history keeps them (they are the replay's duplicates).
+				w.delivered.Add(p.Delivery)
 			}
 			if dropped {
 				c.stats.ResetDropped++
@@ -613,7 +620,7 @@ func equalPartials(a, b *Partial) bool {
 		}) &&
 		slices.EqualFunc(a.Latencies, b.Latencies, func(x, y Latencies) bool {
 			return x.Sketched == y.Sketched && x.Exact == y.Exact && x.Zeros == y.Zeros && slices.Equal(x.Bins, y.Bins)
-		})
+		}) && a.Delivery == b.Delivery
 }
 
 func compareWindows(a, b *cwindow) int {

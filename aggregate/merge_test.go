@@ -42,7 +42,7 @@ func exactSeries(model string, latencies ...int32) tagSeries {
 	return t
 }
 
-func wholePartial(source int32, first, through int64, series ...tagSeries) *Partial {
+func wholePartial(source int64, first, through int64, series ...tagSeries) *Partial {
 	// MaxEvent at the window's end: the source has read past it.
 	p := &Partial{Tenant: "org", Window: windowOf(t0.UnixNano(), int64(time.Minute)), Source: source, Segment: first, First: first, Through: through,
 		MaxEvent: t0.Add(time.Minute).UnixNano()}
@@ -54,7 +54,7 @@ func wholePartial(source int32, first, through int64, series ...tagSeries) *Part
 }
 
 // recPartial is a one-record segment's partial.
-func recPartial(source int32, offset int64, t tagSeries) *Partial {
+func recPartial(source int64, offset int64, t tagSeries) *Partial {
 	return wholePartial(source, offset, offset, t)
 }
 
@@ -309,7 +309,7 @@ func TestCombinerPercentiles(t *testing.T) {
 			var t tagSeries
 			t.l = ownLatencies(&acc)
 			t.s = acc.seriesWith(&t.l, sk.mapping)
-			c.Add(wholePartial(int32(src), 1, 2, t))
+			c.Add(wholePartial(int64(src), 1, 2, t))
 		}
 		want, _ := totalsOf(evs, 10)
 		got := c.Totals("org", testWindow)
@@ -442,7 +442,7 @@ func TestCombinerDueNowListsEveryChange(t *testing.T) {
 func TestCombinerProgressFoldsQuietSources(t *testing.T) {
 	c, clock := newTestCombiner(t, CombinerConfig{Grace: time.Hour, Settle: time.Second})
 	clock.now = t0.Add(2 * time.Minute)
-	for src := range int32(6) {
+	for src := range int64(6) {
 		p := wholePartial(src, 100, 199, exactSeries("a", 10+int32(src)))
 		p.MaxEvent = t0.Add(30 * time.Second).UnixNano() // still inside the window
 		p.Committed = 100
@@ -452,7 +452,7 @@ func TestCombinerProgressFoldsQuietSources(t *testing.T) {
 	if before.Partials != 6 || len(c.Due()) != 0 {
 		t.Fatalf("before progress: %+v, due %v", before, c.Due())
 	}
-	for src := range int32(6) {
+	for src := range int64(6) {
 		c.Progress(src, 200, t0.Add(time.Minute).UnixNano())
 	}
 	after := c.Stats()

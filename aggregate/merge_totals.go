@@ -54,6 +54,43 @@ func (c *Combiner) Totals(tenant string, w Window) []Series {
 	return out
 }
 
+// Delivery is what became of the window's logs, summed over every share
+// the Combiner holds of it (for the sync history).
+func (c *Combiner) Delivery(tenant string, w Window) Delivery {
+	cw := c.windows[windowID{tenant: tenant, start: w.Start.UnixNano(), length: int64(w.Length)}]
+	if cw == nil {
+		return Delivery{}
+	}
+	d := cw.delivered
+	for _, src := range cw.sources {
+		for _, p := range src.segments {
+			d.Add(p.Delivery)
+		}
+	}
+	return d
+}
+
+// BackfillOnly reports whether every share the Combiner holds of the
+// window came from a backfill (IsBackfillSource): the sync history tells
+// backfilled windows from live ones.
+func (c *Combiner) BackfillOnly(tenant string, w Window) bool {
+	cw := c.windows[windowID{tenant: tenant, start: w.Start.UnixNano(), length: int64(w.Length)}]
+	if cw == nil {
+		return false
+	}
+	for _, s := range cw.folders {
+		if !IsBackfillSource(s) {
+			return false
+		}
+	}
+	for _, s := range cw.sources {
+		if !IsBackfillSource(s.source) {
+			return false
+		}
+	}
+	return true
+}
+
 // foldTagSets folds the tag sets past MaxTagSets, the ones with the fewest
 // requests (then the last by tags), into Other: the choice depends only on
 // the totals, so every write of a window folds alike.

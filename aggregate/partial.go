@@ -27,7 +27,7 @@ import (
 type Partial struct {
 	Tenant  string
 	Window  Window
-	Source  int32 // the Kafka partition the records came from
+	Source  int64 // the Kafka partition the records came from, or a backfill's reader of one (see Config.Source)
 	Segment int64 // the segment's first offset: a commit point
 
 	// First and Through bound the segment's offsets: First == Segment, and
@@ -50,6 +50,52 @@ type Partial struct {
 	Series []Series
 	// Latencies[i] are the latencies of Series[i]'s requests.
 	Latencies []Latencies
+
+	// Delivery is what became of the logs of the window's records in this
+	// segment: the sync history's log figures. The processor fills it from
+	// the sink's answers before the partial goes out; the Combiner sums it
+	// over a window's shares.
+	Delivery Delivery
+}
+
+// Delivery counts what became of a set of logs: the sync history's
+// figures for them. Requests, Retries, Bytes, Micros and RateLimited count
+// a logs request once, in the share of the first window its logs fall in.
+type Delivery struct {
+	Logs        int64 // accepted by Datadog
+	LogsDropped int64 // not sent (older than Datadog takes, tenant in error) or refused for good
+	Requests    int64
+	Retries     int64
+	Bytes       int64 // on the wire
+	Micros      int64 // spent in requests
+	RateLimited int64 // requests answered 429
+	Status      int64 // Datadog's refusal (HTTP status; the highest of a sum), 0 if none
+}
+
+// Add sums d and e; Status keeps the higher code, so that a sum does not
+// depend on the order of its terms.
+func (d *Delivery) Add(e Delivery) {
+	d.Logs += e.Logs
+	d.LogsDropped += e.LogsDropped
+	d.Requests += e.Requests
+	d.Retries += e.Retries
+	d.Bytes += e.Bytes
+	d.Micros += e.Micros
+	d.RateLimited += e.RateLimited
+	d.Status = max(d.Status, e.Status)
+}
+
+func (d *Delivery) valid() bool {
+	for _, f := range d.fields() {
+		if *f < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Delivery) fields() [8]*int64 {
+	return [8]*int64{&d.Logs, &d.LogsDropped, &d.Requests, &d.Retries, &d.Bytes, &d.Micros, &d.RateLimited, &d.Status}
 }
 
 // Latencies are one tag set's latencies (clamped at 0): the values
@@ -79,7 +125,7 @@ type PartialKey struct {
 	Tenant  string
 	Start   int64 // window start, Unix nanoseconds
 	Length  time.Duration
-	Source  int32
+	Source  int64
 	Segment int64
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 )
 
-// The partial's binary form, version 2, in order (varint and uvarint as in
+// The partial's binary form, version 3, in order (varint and uvarint as in
 // encoding/binary, strings as a uvarint length and the bytes):
 //
 //	byte     version (2)
@@ -30,6 +30,11 @@ import (
 //	           1: sketch, then uvarint zero count, uvarint number of bins,
 //	              varint first index, uvarint count, then per further bin
 //	              uvarint index step (>= 1) and uvarint count
+//	uvarint  Delivery: logs, logs dropped, requests, retries, bytes,
+//	         micros, rate limited, status
+//
+// Version 2 is version 3 without the Delivery: it still reads, with a zero
+// Delivery (partials written before an upgrade).
 //
 // The sketch is written as bins rather than with sketches-go's own
 // encoding: its decoder ignores a truncated store (returns no error) and
@@ -37,7 +42,10 @@ import (
 // allocate about 100 MiB. These bins are checked against the one mapping
 // this format allows (cubically interpolated, 1%): a different accuracy
 // needs a new version.
-const partialVersion = 2
+const (
+	partialVersion   = 3
+	partialVersionV2 = 2
+)
 
 // Bin index bounds of the latency mapping (cubically interpolated, 1%
 // relative accuracy) for latencies 1 ms .. 2^63 ms; 0 goes to the zero
@@ -70,7 +78,7 @@ func badPartial(format string, args ...any) error {
 // MarshalBinary is AppendBinary to a new slice.
 func (p *Partial) MarshalBinary() ([]byte, error) { return p.AppendBinary(nil) }
 
-// AppendBinary appends the partial's binary form (version 2) to b. It
+// AppendBinary appends the partial's binary form (version 3) to b. It
 // refuses a partial that UnmarshalBinary would refuse, so that nothing
 // undecodable reaches the topic.
 func (p *Partial) AppendBinary(b []byte) ([]byte, error) {
@@ -95,6 +103,9 @@ func appendPartial(b []byte, p *Partial) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p.Series)))
 	for i := range p.Series {
 		b = appendSeries(b, &p.Series[i], &p.Latencies[i])
+	}
+	for _, v := range p.Delivery.fields() {
+		b = binary.AppendUvarint(b, uint64(*v))
 	}
 	return b
 }
@@ -143,8 +154,9 @@ func appendString(b []byte, s string) []byte {
 // never panics, and what it allocates is bounded by len(data).
 func (p *Partial) UnmarshalBinary(data []byte) error {
 	r := reader{b: data}
-	if v := r.byte(); !r.err && v != partialVersion {
-		return badPartial("version %d, this build reads %d", v, partialVersion)
+	v := r.byte()
+	if !r.err && v != partialVersion && v != partialVersionV2 {
+		return badPartial("version %d, this build reads %d and %d", v, partialVersionV2, partialVersion)
 	}
 	var q Partial
 	q.Tenant = r.str()
@@ -162,7 +174,7 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	switch {
 	case length == 0 || length > math.MaxInt64:
 		return badPartial("window length %d ns", length)
-	case source > math.MaxInt32:
+	case source > math.MaxInt64:
 		return badPartial("source partition %d", source)
 	case first > math.MaxInt64 || span > math.MaxInt64-first || committed > math.MaxInt64:
 		return badPartial("offsets out of range")
@@ -170,7 +182,7 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 		return badPartial("%d series in %d bytes", n, len(r.b))
 	}
 	q.Window = Window{Start: time.Unix(0, start).UTC(), Length: time.Duration(length)}
-	q.Source = int32(source)
+	q.Source = int64(source)
 	q.Segment = int64(first)
 	q.First = int64(first)
 	q.Through = int64(first + span)
@@ -181,6 +193,18 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	for i := range q.Series {
 		if err := r.series(&q.Series[i], &q.Latencies[i]); err != nil {
 			return err
+		}
+	}
+	if v == partialVersion {
+		for _, f := range q.Delivery.fields() {
+			d := r.uvarint()
+			if r.err {
+				return r.fail()
+			}
+			if d > math.MaxInt64 {
+				return badPartial("delivery count %d", d)
+			}
+			*f = int64(d)
 		}
 	}
 	if len(r.b) != 0 {
@@ -289,6 +313,8 @@ func (p *Partial) validate() error {
 		return badPartial("segment %d with offsets %d..%d", p.Segment, p.First, p.Through)
 	case p.Committed < -1 || p.Committed == math.MaxInt64:
 		return badPartial("committed offset %d", p.Committed)
+	case !p.Delivery.valid():
+		return badPartial("negative delivery counts %+v", p.Delivery)
 	case len(p.Series) == 0 || len(p.Latencies) != len(p.Series):
 		return badPartial("%d series with %d latencies", len(p.Series), len(p.Latencies))
 	}
@@ -376,7 +402,7 @@ const resetVersion = 0x80 | partialVersion
 // run writes its own (Combiner.Reset). The processor writes one to every
 // partition of the partials topic (To) before the run's first partial.
 type SourceReset struct {
-	Source int32
+	Source int64
 	From   int64
 	To     int // the partials partition this copy goes to
 }
@@ -410,10 +436,10 @@ func (r *SourceReset) UnmarshalBinary(data []byte) error {
 		return rd.fail()
 	case len(rd.b) != 0:
 		return badPartial("%d bytes after a reset", len(rd.b))
-	case source > math.MaxInt32 || from > math.MaxInt64 || to > math.MaxInt32:
+	case source > math.MaxInt64 || from > math.MaxInt64 || to > math.MaxInt32:
 		return badPartial("reset out of range")
 	}
-	*r = SourceReset{Source: int32(source), From: int64(from), To: int(to)}
+	*r = SourceReset{Source: int64(source), From: int64(from), To: int(to)}
 	return nil
 }
 
@@ -445,7 +471,7 @@ const progressVersion = 0x80 | (partialVersion + 1)
 // the source's last shares and stops waiting for it in windows it has read
 // past.
 type SourceProgress struct {
-	Source    int32
+	Source    int64
 	Committed int64
 	MaxEvent  int64
 	To        int
@@ -483,10 +509,10 @@ func (r *SourceProgress) UnmarshalBinary(data []byte) error {
 		return rd.fail()
 	case len(rd.b) != 0:
 		return badPartial("%d bytes after a progress record", len(rd.b))
-	case source > math.MaxInt32 || committed > math.MaxInt64 || to > math.MaxInt32:
+	case source > math.MaxInt64 || committed > math.MaxInt64 || to > math.MaxInt32:
 		return badPartial("progress record out of range")
 	}
-	*r = SourceProgress{Source: int32(source), Committed: int64(committed) - 1, MaxEvent: maxEvent, To: int(to)}
+	*r = SourceProgress{Source: int64(source), Committed: int64(committed) - 1, MaxEvent: maxEvent, To: int(to)}
 	return nil
 }
 

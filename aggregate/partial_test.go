@@ -156,9 +156,23 @@ func TestUnmarshalPartialRejects(t *testing.T) {
 	v1 := bytes.Clone(enc)
 	v1[0] = 1
 	reject("version 1 (whole and record partials, before segments)", v1)
-	v3 := bytes.Clone(enc)
-	v3[0] = 3
-	reject("version 3", v3)
+	v4 := bytes.Clone(enc)
+	v4[0] = 4
+	reject("version 4", v4)
+	// Version 2 is version 3 without the Delivery (eight uvarints, here
+	// zeros): partials written before an upgrade still read.
+	if good.Delivery == (Delivery{}) {
+		v2 := bytes.Clone(enc[:len(enc)-8])
+		v2[0] = 2
+		var back Partial
+		if err := back.UnmarshalBinary(v2); err != nil {
+			t.Errorf("version 2: %v", err)
+		} else if !equalPartials(&back, good) {
+			t.Errorf("version 2 read back as %+v, want %+v", back, *good)
+		}
+	} else {
+		t.Errorf("the version 2 check wants a partial with no Delivery")
+	}
 
 	mutate := func(name string, f func(p *Partial)) {
 		t.Helper()
@@ -196,6 +210,7 @@ func TestUnmarshalPartialRejects(t *testing.T) {
 	mutate("negative segment", func(p *Partial) { p.Segment, p.First = -1, -1 })
 	mutate("NaN cost", func(p *Partial) { p.Series[0].Cost = math.NaN() })
 	mutate("negative source", func(p *Partial) { p.Source = -1 })
+	mutate("negative logs", func(p *Partial) { p.Delivery.Logs = -1 })
 }
 
 // appendUnchecked encodes p without validating it.

@@ -59,6 +59,7 @@ type SegmentStats struct {
 type logChunk struct {
 	tenant string
 	logs   []*schemas.Event
+	spans  []LogSpan
 	min    int64
 	full   bool // a full chunk went out: the next buffer is sized for one
 	listed bool
@@ -116,6 +117,7 @@ func (s *Segmenter) Add(offset int64, ev *schemas.Event, length time.Duration, e
 	}
 	c := s.chunkOf(ev.OrgID)
 	c.add(offset, ev, s.cfg.ChunkSize)
+	c.count(start, int64(length))
 	if !c.listed {
 		c.listed = true
 		s.buffered = append(s.buffered, c)
@@ -189,11 +191,23 @@ func (c *logChunk) add(offset int64, ev *schemas.Event, chunk int) {
 	c.logs = append(c.logs, ev)
 }
 
+// count adds a log to its window's span: the logs of a chunk fall in one or
+// two windows, and the last span is nearly always the one.
+func (c *logChunk) count(start, length int64) {
+	for i := len(c.spans) - 1; i >= 0; i-- {
+		if sp := &c.spans[i]; sp.Window.Length == time.Duration(length) && sp.Window.Start.UnixNano() == start {
+			sp.Logs++
+			return
+		}
+	}
+	c.spans = append(c.spans, LogSpan{Window: windowOf(start, length), Logs: 1})
+}
+
 func (s *Segmenter) emitChunk(c *logChunk, emit func(Batch)) {
-	logs, first := c.logs, c.min
-	c.logs = nil
+	logs, first, spans := c.logs, c.min, c.spans
+	c.logs, c.spans = nil, nil
 	s.stats.BufferedLogs -= len(logs)
-	emit(Batch{Kind: KindLogs, Tenant: c.tenant, Partition: s.cfg.Partition, Logs: logs, MinOffset: first})
+	emit(Batch{Kind: KindLogs, Tenant: c.tenant, Partition: s.cfg.Partition, Logs: logs, Spans: spans, MinOffset: first})
 }
 
 // FlushLogs hands on every buffered log without ending the segment (for
@@ -230,7 +244,7 @@ func (s *Segmenter) Cut(next, committed int64, emit func(Batch)) {
 	if len(s.touched) > 0 {
 		parts := make([]*Partial, 0, len(s.touched))
 		for _, w := range s.touched {
-			p := w.partial(s.cfg.Partition, s.sk)
+			p := w.partial(s.source(), s.sk)
 			p.Segment, p.First, p.Through, p.Committed, p.MaxEvent = s.start, s.start, next-1, committed, s.maxEvent
 			parts = append(parts, p)
 		}
@@ -260,3 +274,11 @@ func (s *Segmenter) MaxEvent() int64 { return s.maxEvent }
 
 // Stats returns the current counts.
 func (s *Segmenter) Stats() SegmentStats { return s.stats }
+
+// source is the Partial.Source of this Segmenter's shares.
+func (s *Segmenter) source() int64 {
+	if s.cfg.Source != 0 {
+		return s.cfg.Source
+	}
+	return int64(s.cfg.Partition)
+}

@@ -178,7 +178,7 @@ func runSegmentProperty(seed uint64, mistake segmentMistake) (segmentCounts, err
 			}
 			ledger := NewLedger(committed)
 			ledger.mutation.ignorePending = mistake.commitIgnoresPending
-			reset := SourceReset{Source: int32(p), From: committed}.AppendBinary(nil)
+			reset := SourceReset{Source: int64(p), From: committed}.AppendBinary(nil)
 			*out = append(*out, topicRecord{key: string(reset), value: reset})
 
 			type inFlight struct {
@@ -225,7 +225,7 @@ func runSegmentProperty(seed uint64, mistake segmentMistake) (segmentCounts, err
 					if r.IntN(3) == 0 {
 						// The partition went quiet after the commit: it says
 						// how far it got.
-						pg := SourceProgress{Source: int32(p), Committed: committed, MaxEvent: recs[i].ev.Timestamp.UnixNano()}.AppendBinary(nil)
+						pg := SourceProgress{Source: int64(p), Committed: committed, MaxEvent: recs[i].ev.Timestamp.UnixNano()}.AppendBinary(nil)
 						*out = append(*out, topicRecord{key: string(pg), value: pg})
 						counts.progress++
 					}

@@ -58,6 +58,9 @@ type Batch struct {
 	// Logs are delivered as one Datadog log each: at most the configured
 	// chunk size (500) per batch.
 	Logs []*schemas.Event
+	// Spans count Logs by window (KindLogs), so that what becomes of them
+	// can be told per window in the sync history.
+	Spans []LogSpan
 
 	// Series holds a window's totals over every partition, one per tag set
 	// (KindTotals).
@@ -67,10 +70,21 @@ type Batch struct {
 	// (KindSegment), for the partials topic.
 	Partials []*Partial
 
+	// Backfill marks a backfill's logs: the sink sends them after the live
+	// traffic of their tenant.
+	Backfill bool
+
 	// MinOffset is the lowest offset the batch stands for: the lowest among
 	// Logs, or the segment's first offset. The offsets from it on may not
 	// be committed before the batch is accepted.
 	MinOffset int64
+}
+
+// LogSpan counts the logs of a KindLogs batch whose records fall in one
+// window (of the batch's tenant).
+type LogSpan struct {
+	Window Window
+	Logs   int64
 }
 
 // TagSet is the facets a window's metrics are split by. Values are raw; the

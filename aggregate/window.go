@@ -71,7 +71,7 @@ func (w *window) addSeries(tags TagSet) int {
 // Building it costs the latencies' copy: one allocation with the Partial
 // for up to linearTagSets tag sets, and one for the bins of all the
 // window's sketches.
-func (w *window) partial(source int32, sk sketches) *Partial {
+func (w *window) partial(source int64, sk sketches) *Partial {
 	// Sort indexes rather than accumulators or Series: they are about 200
 	// bytes each.
 	var buf [linearTagSets]int32

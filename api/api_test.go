@@ -46,6 +46,7 @@ type world struct {
 	srv     *httptest.Server
 	dd      *ddfake.Server
 	svc     *integrations.Service
+	jobs    *integrations.Jobs
 	brokers []string
 	logs    *observer.ObservedLogs
 	tokens  map[string]string // name -> token
@@ -102,6 +103,15 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { cancel(); <-done })
 	<-ready
 	store.OnChange(func() { snk.SetTenants(w.svc.Tenants()) })
+	w.jobs, err = integrations.NewJobs(integrations.JobsConfig{Topic: "backfills", Brokers: w.brokers, Create: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.svc.SetJobs(w.jobs)
+	jobsReady, jobsDone := make(chan struct{}), make(chan error, 1)
+	go func() { jobsDone <- w.jobs.Run(ctx, func() { close(jobsReady) }) }()
+	t.Cleanup(func() { cancel(); <-jobsDone })
+	<-jobsReady
 
 	var tf strings.Builder
 	tf.WriteString("tokens:\n")
@@ -124,7 +134,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := New(Config{Tokens: tokens, Logger: log.Named("api"), ValidatePerMinute: 600, ValidateBurst: 100}, w.svc, snk, integrations.LocalStatus(snk.TenantStatus))
+	api := New(Config{Tokens: tokens, Logger: log.Named("api"), ValidatePerMinute: 600, ValidateBurst: 100, Backfills: w.jobs}, w.svc, snk, integrations.LocalStatus(snk.TenantStatus))
 	w.srv = httptest.NewServer(api)
 	t.Cleanup(w.srv.Close)
 	return w
@@ -325,8 +335,9 @@ func TestCreateBadInput(t *testing.T) {
 		{"missing api key", without("api_key"), 400, "missing_field", "api_key"},
 		{"org with spaces", with("org_id", "org a"), 400, "invalid_field", "org_id"},
 		{"bad mode", with("historical", map[string]any{"mode": "yesterday"}), 400, "invalid_field", "historical.mode"},
-		{"backfill all", with("historical", map[string]any{"mode": "all"}), 501, "not_implemented", "historical.mode"},
-		{"backfill range", with("historical", map[string]any{"mode": "range", "from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"}), 501, "not_implemented", "historical.mode"},
+		{"all with a range", with("historical", map[string]any{"mode": "all", "from": "2026-11-30T00:00:00Z"}), 400, "invalid_field", "historical.from"},
+		{"range backwards", with("historical", map[string]any{"mode": "range", "from": "2026-12-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"}), 400, "invalid_field", "historical.to"},
+		{"range in the future", with("historical", map[string]any{"mode": "range", "from": time.Now().Add(time.Hour).Format(time.RFC3339), "to": time.Now().Add(2 * time.Hour).Format(time.RFC3339)}), 400, "invalid_field", "historical.from"},
 		{"range without from", with("historical", map[string]any{"mode": "range", "to": "2026-12-01T00:00:00Z"}), 400, "missing_field", "historical.from"},
 		{"not JSON", "{org_id:", 400, "invalid_json", ""},
 		{"two objects", `{"org_id":"org_a"}{}`, 400, "invalid_json", ""},

@@ -94,7 +94,10 @@ type historical struct {
 	To   *string `json:"to"`
 }
 
-func parseHistorical(h *historical) (integrations.Historical, *apiError) {
+// parseHistorical reads the history a new integration asks for. all and
+// range get a backfill job up to the cut-off (integrations.BackfillRange);
+// a range's end may lie ahead, the live export covers that part.
+func parseHistorical(h *historical, now time.Time) (integrations.Historical, *apiError) {
 	if h == nil {
 		return integrations.Historical{Mode: integrations.NewOnly}, nil
 	}
@@ -105,8 +108,10 @@ func parseHistorical(h *historical) (integrations.Historical, *apiError) {
 		}
 		return integrations.Historical{Mode: integrations.NewOnly}, nil
 	case integrations.All:
-		return integrations.Historical{}, fail(http.StatusNotImplemented, "not_implemented", "historical.mode",
-			"historical.mode: backfill (all) is not built in this version: connect with new_only; history already in the topic is not exported")
+		if h.From != nil || h.To != nil {
+			return integrations.Historical{}, badField("historical.from", "only for mode range")
+		}
+		return integrations.Historical{Mode: integrations.All}, nil
 	case integrations.Range:
 		var from, to time.Time
 		for _, f := range []struct {
@@ -121,13 +126,15 @@ func parseHistorical(h *historical) (integrations.Historical, *apiError) {
 			if err != nil {
 				return integrations.Historical{}, badField(f.name, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got %s", quoted(*f.v))
 			}
-			*f.out = t
+			*f.out = t.UTC()
 		}
 		if !from.Before(to) {
 			return integrations.Historical{}, badField("historical.to", "must be after historical.from")
 		}
-		return integrations.Historical{}, fail(http.StatusNotImplemented, "not_implemented", "historical.mode",
-			"historical.mode: backfill (range) is not built in this version: connect with new_only; history already in the topic is not exported")
+		if !from.Before(now) {
+			return integrations.Historical{}, badField("historical.from", "must be in the past: a range is history to backfill")
+		}
+		return integrations.Historical{Mode: integrations.Range, From: &from, To: &to}, nil
 	case "":
 		return integrations.Historical{}, fail(http.StatusBadRequest, "missing_field", "historical.mode", "historical.mode: required: new_only, all or range")
 	}
@@ -161,6 +168,11 @@ type view struct {
 	LogsSent      int64                   `json:"logs_sent"`
 	PointsSent    int64                   `json:"points_sent"`
 	BatchesFailed int64                   `json:"batches_failed"`
+	// Backfill is the integration's current (or last) backfill job, or null.
+	Backfill *backfillView `json:"backfill"`
+	// Dashboard is the integration's Datadog dashboard and monitors, or
+	// null (dashboard.go).
+	Dashboard *dashboardView `json:"dashboard"`
 }
 
 func fmtInterval(d time.Duration) string {
@@ -226,6 +238,8 @@ func (s *Server) view(in integrations.Integration) view {
 	default:
 		v.Status, v.Hint = "syncing", hintSyncing
 	}
+	s.addBackfill(&v)
+	v.Dashboard = dashboardViewOf(in.Dashboard)
 	return v
 }
 
@@ -248,6 +262,8 @@ func storeError(err error) error {
 		return errNotFound
 	case errors.Is(err, integrations.ErrConflict):
 		return fail(http.StatusConflict, "conflict", "org_id", "org_id: this organisation already has a Datadog integration: edit it instead")
+	case errors.Is(err, integrations.ErrBackfillOff):
+		return errNoBackfills
 	case errors.Is(err, integrations.ErrNoKeyring):
 		return fail(http.StatusServiceUnavailable, "no_secrets_key", "", "the exporter has no PRISM_SECRETS_KEY: it cannot store keys")
 	}
@@ -344,6 +360,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, tk Token) error 
 		SyncInterval *string     `json:"sync_interval"`
 		Historical   *historical `json:"historical"`
 		Paused       bool        `json:"paused"`
+		// CreateDashboard makes the dashboard and monitors too
+		// (dashboard.go), with Monitors' thresholds.
+		CreateDashboard bool          `json:"create_dashboard"`
+		Monitors        *monitorsBody `json:"monitors"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		return err
@@ -373,7 +393,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, tk Token) error 
 			return aerr
 		}
 	}
-	hist, aerr := parseHistorical(req.Historical)
+	hist, aerr := parseHistorical(req.Historical, s.cfg.Clock())
+	if aerr != nil {
+		return aerr
+	}
+	thresholds, aerr := s.dashboardAtConnect(req.CreateDashboard, req.Monitors, req.AppKey)
 	if aerr != nil {
 		return aerr
 	}
@@ -400,7 +424,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, tk Token) error 
 	}
 	s.audit(tk, in.OrgID, in.ID, "create", fields)
 	w.Header().Set("Location", "/api/v1/integrations/"+in.ID)
-	writeJSON(w, http.StatusCreated, s.view(in))
+	var dashErr *apiError
+	if req.CreateDashboard {
+		in, dashErr = s.connectDashboard(r.Context(), tk, in, thresholds)
+	}
+	v := s.view(in)
+	if v.Backfill != nil {
+		v.Backfill.Coverage = coverageOf(v.Backfill.From, v.Backfill.To, s.cfg.Clock())
+	}
+	writeJSON(w, http.StatusCreated, connectAnswer{view: v, DashboardError: dashErr})
 	return nil
 }
 

@@ -1,6 +1,7 @@
 // Package api serves the integrations API under /api/v1: validate keys,
 // connect, list, read, edit, pause, resume, retry and delete tenants'
-// Datadog integrations, for the console and for users' scripts. Every call
+// Datadog integrations, and page through their sync history, for the
+// console and for users' scripts. Every call
 // needs a bearer token of the tokens file; a token bound to one org never
 // learns of another's integrations.
 package api
@@ -53,6 +54,17 @@ type Config struct {
 	ValidateBurst     int
 	Logger            *zap.Logger
 	Clock             func() time.Time
+	// History answers GET .../{id}/syncs; without it that call answers
+	// 503 history_unavailable.
+	History SyncHistory
+	// Backfills holds the integrations' backfill jobs: the job in each
+	// view, and .../{id}/backfill; without it those calls answer 503
+	// backfill_unavailable.
+	Backfills Backfills
+	// Dashboards makes integrations' dashboards and monitors:
+	// .../{id}/dashboard and create_dashboard; without it those answer
+	// 501 not_implemented.
+	Dashboards Dashboards
 }
 
 // Server is the API's handler.
@@ -94,6 +106,10 @@ func New(cfg Config, store Integrations, keys KeyChecker, live LiveStatus) *Serv
 	mux.HandleFunc("POST /api/v1/integrations/{id}/pause", s.authed(s.pause))
 	mux.HandleFunc("POST /api/v1/integrations/{id}/resume", s.authed(s.resume))
 	mux.HandleFunc("POST /api/v1/integrations/{id}/retry", s.authed(s.retry))
+	mux.HandleFunc("POST /api/v1/integrations/{id}/dashboard", s.authed(s.dashboard))
+	mux.HandleFunc("POST /api/v1/integrations/{id}/backfill", s.authed(s.startBackfill))
+	mux.HandleFunc("DELETE /api/v1/integrations/{id}/backfill", s.authed(s.cancelBackfill))
+	mux.HandleFunc("GET /api/v1/integrations/{id}/syncs", s.authed(s.syncs))
 	mux.HandleFunc("/api/", s.authed(func(http.ResponseWriter, *http.Request, Token) error {
 		return fail(http.StatusNotFound, "not_found", "", "no such API call: see docs/api.md")
 	}))

@@ -19,9 +19,15 @@ const (
 	// NewOnly exports records whose event time is at or after the
 	// integration's cut-off (ConnectedAt), and nothing older.
 	NewOnly Mode = "new_only"
-	// All would backfill everything Datadog still accepts (not built).
+	// All exports new traffic as NewOnly does, and, through a backfill
+	// job (see Jobs), the history Datadog still takes logs of: the
+	// LogsMaxAge before the cut-off. From the tenants file (`backfill:
+	// true`) it means something older and simpler: the live export does
+	// not skip records older than the cut-off that it reads, and there is
+	// no job.
 	All Mode = "all"
-	// Range would backfill From..To (not built).
+	// Range exports new traffic as NewOnly does, and From..To, up to the
+	// cut-off, through a backfill job.
 	Range Mode = "range"
 )
 
@@ -73,6 +79,11 @@ type Integration struct {
 	AppKey     *Sealed `json:"app_key,omitempty"`
 	APIKeyHint string  `json:"api_key_hint"`
 	AppKeyHint string  `json:"app_key_hint,omitempty"`
+
+	// Dashboard is the dashboard and monitors made in the tenant's
+	// account (dashboard.go); nil until first asked for. The store's fold
+	// keeps it apart from the other fields (keptDashboard).
+	Dashboard *Dashboard `json:"dashboard,omitempty"`
 }
 
 // KeyHint is what may be shown of a key: its last four characters.
@@ -102,4 +113,10 @@ func (in *Integration) intervalAt(eventTime time.Time) time.Duration {
 		return in.PrevInterval
 	}
 	return in.SyncInterval
+}
+
+// WindowLength is the window length of a record of this event time: what
+// a backfill's reader counts it in, as the live export would.
+func (in *Integration) WindowLength(eventTime time.Time) time.Duration {
+	return in.intervalAt(eventTime)
 }

@@ -49,6 +49,11 @@ type Service struct {
 	fileKeys map[string]fileKeys // org id -> keys read from this replica's tenants file
 	file     string
 	fileSeen map[string]sink.Tenant // the entries of this replica's last file load, by org id
+
+	// jobs holds the backfill jobs: an integration created with history
+	// gets one, and deleting it cancels it. Nil: history cannot be asked
+	// for (ErrBackfillOff).
+	jobs *Jobs
 }
 
 type fileKeys struct{ api, app sink.Secret }
@@ -67,6 +72,9 @@ func NewService(store *Store, keys *Keyring, now func() time.Time, log *zap.Logg
 
 // Store is the store the service writes to.
 func (s *Service) Store() *Store { return s.store }
+
+// SetJobs gives the service the backfill jobs, before it serves.
+func (s *Service) SetJobs(j *Jobs) { s.jobs = j }
 
 // New is what creating an integration takes. Keys are in clear here and
 // only here; they are sealed before anything is written.
@@ -100,6 +108,11 @@ func (s *Service) Create(ctx context.Context, n New) (Integration, error) {
 	if _, taken := s.store.Owner(n.OrgID); taken {
 		return Integration{}, ErrConflict
 	}
+	if n.Historical.Mode == All || n.Historical.Mode == Range {
+		if s.jobs == nil {
+			return Integration{}, ErrBackfillOff
+		}
+	}
 	now := s.now().UTC()
 	in := Integration{
 		ID: newID(), OrgID: n.OrgID, Site: n.Site, SyncInterval: n.SyncInterval,
@@ -119,6 +132,18 @@ func (s *Service) Create(ctx context.Context, n New) (Integration, error) {
 	if owner, _ := s.store.Owner(n.OrgID); owner.ID != got.ID {
 		_ = s.store.Delete(ctx, got.ID)
 		return Integration{}, ErrConflict
+	}
+	// History comes from a backfill job up to the cut-off; live export
+	// takes over from there. Without its job the integration would look
+	// connected with history it never gets: it is withdrawn instead.
+	if from, until, ok := got.BackfillRange(); ok {
+		if _, err := s.jobs.Start(ctx, got, from, until); err != nil {
+			if derr := s.store.Delete(ctx, got.ID); derr != nil {
+				s.log.Error("integration created without its backfill job, and withdrawing it failed: delete it and connect again",
+					zap.String("integration", got.ID), zap.String("tenant", got.OrgID), zap.Error(derr))
+			}
+			return Integration{}, fmt.Errorf("writing the backfill job: %w", err)
+		}
 	}
 	return got, nil
 }
@@ -278,7 +303,30 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if cur.ManagedBy == ManagedByFile {
 		return &ManagedByFileError{File: cur.File}
 	}
-	return s.store.Delete(ctx, id)
+	// Its backfill is cancelled first, so that no job outlives its
+	// integration; and again after, for one started meanwhile through
+	// another replica.
+	if err := s.cancelJob(ctx, id); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, id); err != nil {
+		return err
+	}
+	return s.cancelJob(ctx, id)
+}
+
+// cancelJob cancels the integration's active backfill job, if any.
+func (s *Service) cancelJob(ctx context.Context, id string) error {
+	if s.jobs == nil {
+		return nil
+	}
+	if job, ok := s.jobs.Get(id); !ok || !job.Active() {
+		return nil
+	}
+	if _, err := s.jobs.Cancel(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("cancelling the integration's backfill: %w", err)
+	}
+	return nil
 }
 
 // FileID is the id of the integration imported from the tenants file for
@@ -413,7 +461,12 @@ func (s *Service) Tenants() []sink.Tenant {
 			PrevSyncInterval: in.PrevInterval, IntervalFrom: in.IntervalFrom,
 			Paused: in.Paused, Generation: in.Retries,
 		}
-		if in.Historical.Mode == NewOnly || in.Historical.Mode == "" {
+		// Only the tenants file's `backfill: true` lifts the cut-off of the
+		// live export (it then exports whatever older records it reads).
+		// An API integration's history comes from its backfill job, which
+		// ends at the cut-off: its live export starts there, as new_only's
+		// does, so the two never export the same record.
+		if in.Historical.Mode == NewOnly || in.Historical.Mode == "" || in.ManagedBy != ManagedByFile {
 			t.ConnectedAt = in.ExportFrom()
 		} else {
 			t.Backfill = true
@@ -526,8 +579,9 @@ func (s *Service) Get(id string) (Integration, bool) { return s.store.Get(id) }
 // List returns every integration, by id.
 func (s *Service) List() []Integration { return s.store.List() }
 
-// Ready reports whether the store has read the topic to its end.
-func (s *Service) Ready() bool { return s.store.Ready() }
+// Ready reports whether the store, and the backfill jobs when there are
+// any, have read their topics to their ends.
+func (s *Service) Ready() bool { return s.store.Ready() && (s.jobs == nil || s.jobs.Ready()) }
 
 // OpenKeys returns an API-managed integration's keys in clear, for a key
 // check that pairs a stored key with a changed one. Callers never show or

@@ -100,6 +100,10 @@ func NewBoard(cfg BoardConfig, svc *Service, local LocalStatus) *Board {
 	}
 }
 
+// Member is this replica run's id: what it publishes its statuses under,
+// and the owner it claims backfill jobs as.
+func (b *Board) Member() string { return b.member }
+
 // Run follows the status topic and publishes this replica's statuses until
 // ctx ends.
 func (b *Board) Run(ctx context.Context) error {

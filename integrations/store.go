@@ -127,6 +127,8 @@ func (s *Store) notify() {
 //   - a tombstone removes the integration;
 //   - a record for a known id keeps the cut-off (ConnectedAt) and creation
 //     time it already had: they are set once;
+//   - and its Dashboard unless the record's is a later revision
+//     (keptDashboard: writes of it are compare-and-set);
 //   - a record that does not parse is logged and skipped.
 func (s *Store) apply(m kafka.Message) (changed bool) {
 	id := string(m.Key)
@@ -156,6 +158,7 @@ func (s *Store) apply(m kafka.Message) (changed bool) {
 		if prev != nil {
 			next.ConnectedAt = prev.ConnectedAt
 			next.CreatedAt = prev.CreatedAt
+			next.Dashboard = keptDashboard(prev.Dashboard, next.Dashboard)
 		}
 		s.byID[id] = next
 		if s.byOrg[next.OrgID] == nil {
@@ -246,6 +249,9 @@ func (s *Store) Put(ctx context.Context, in Integration) (Integration, error) {
 	if err := s.produce(ctx, in.ID, value); err != nil {
 		return Integration{}, err
 	}
+	if err := s.keepDashboards(ctx, []Integration{in}); err != nil {
+		return Integration{}, err
+	}
 	got, ok := s.Get(in.ID)
 	if !ok {
 		return Integration{}, fmt.Errorf("integrations: %s was deleted meanwhile", in.ID)
@@ -278,7 +284,10 @@ func (s *Store) Apply(ctx context.Context, puts []Integration, dels []string) er
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return s.waitApplied(wctx, last)
+	if err := s.waitApplied(wctx, last); err != nil {
+		return err
+	}
+	return s.keepDashboards(ctx, puts)
 }
 
 // Delete writes a tombstone for id and returns once it has been read back.

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/futureagi/prism-exporter/aggregate"
+	"github.com/futureagi/prism-exporter/history"
 )
 
 // The second stage. The first stage's pipelines write each partition's share
@@ -85,8 +86,10 @@ func keyOfWindow(tenant string, w aggregate.Window) combinedKey {
 
 // combined is the sink's answer for one window's totals.
 type combined struct {
-	due      aggregate.Pending
-	accepted bool
+	due     aggregate.Pending
+	receipt Receipt
+	entry   history.Entry      // the window's history entry, but for what follows
+	logs    aggregate.Delivery // what became of its logs, over its shares
 }
 
 // cpart is one owned partials partition for one generation.
@@ -402,9 +405,10 @@ func (cp *cpart) sendDue(due []aggregate.Pending) {
 		due := d
 		b := aggregate.Batch{Kind: aggregate.KindTotals, Tenant: d.Tenant, Partition: -1, Window: d.Window,
 			Series: cp.comb.Totals(d.Tenant, d.Window)}
-		p.deps.Deliverer.Deliver(b, func(accepted bool) {
+		entry, logs := cp.entryOf(b)
+		p.deps.Deliverer.Deliver(b, func(r Receipt) {
 			select {
-			case cp.answers <- combined{due: due, accepted: accepted}:
+			case cp.answers <- combined{due: due, receipt: r, entry: entry, logs: logs}:
 			case <-cp.exited:
 			}
 		})
@@ -428,8 +432,11 @@ func (cp *cpart) answered(a combined) {
 	p := cp.c.p
 	k := keyOfWindow(a.due.Tenant, a.due.Window)
 	delete(cp.inflight, k)
+	if a.receipt.Accepted && p.deps.History != nil {
+		p.deps.History.Write(finishEntry(a.entry, a.logs, a.receipt, time.Now()))
+	}
 	switch {
-	case !a.accepted:
+	case !a.receipt.Accepted:
 		p.metrics.combinerSends.WithLabelValues("abandoned").Inc()
 	case cp.comb.MarkSent(a.due):
 		p.metrics.combinerSends.WithLabelValues("accepted").Inc()

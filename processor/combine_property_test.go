@@ -58,10 +58,10 @@ type recordingDeliverer struct {
 
 type delivery struct {
 	b    aggregate.Batch
-	done func(bool)
+	done func(Receipt)
 }
 
-func (r *recordingDeliverer) Deliver(b aggregate.Batch, done func(bool)) {
+func (r *recordingDeliverer) Deliver(b aggregate.Batch, done func(Receipt)) {
 	r.calls = append(r.calls, delivery{b: b, done: done})
 }
 
@@ -79,7 +79,7 @@ func combinerRun(seed uint64, mutate bool) string {
 		p := &aggregate.Partial{
 			Tenant: tenants[rng.IntN(len(tenants))],
 			Window: windows[rng.IntN(len(windows))],
-			Source: int32(rng.IntN(3)),
+			Source: int64(rng.IntN(3)),
 		}
 		n := int64(1 + rng.IntN(4)) // within the exact latencies a partial holds
 		seg := int64(rng.IntN(5)) * 100
@@ -103,7 +103,7 @@ func combinerRun(seed uint64, mutate bool) string {
 	// A new run of a source partition: the combiner drops that source's
 	// segments from a commit point on.
 	reset := func() {
-		rs := aggregate.SourceReset{Source: int32(rng.IntN(3)), From: int64(rng.IntN(5)) * 100}
+		rs := aggregate.SourceReset{Source: int64(rng.IntN(3)), From: int64(rng.IntN(5)) * 100}
 		b := rs.AppendBinary(nil)
 		log = append(log, kafka.Message{Offset: int64(len(log)), Key: b, Value: b})
 		for k := range latest {
@@ -160,7 +160,7 @@ func combinerRun(seed uint64, mutate bool) string {
 				if ok {
 					apply(d)
 				}
-				d.done(ok)
+				d.done(Receipt{Accepted: ok})
 			default:
 				keep = append(keep, d)
 			}

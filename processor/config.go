@@ -90,6 +90,14 @@ type Config struct {
 	// CombinerGroup is the consumer group of the second stage, which sums
 	// the partials into one series per tag set.
 	CombinerGroup string
+	// BackfillRate caps the records per second one backfill job reads,
+	// over all its readers: a backfill shares the brokers, the CPU and the
+	// tenant's Datadog limits with live traffic.
+	BackfillRate int
+	// BackfillReaders is how many partitions one backfill job reads at
+	// once.
+	BackfillReaders int
+
 	// CombinerSettle: a closed window's totals go out once no share changed
 	// them for this long (and again if one comes later).
 	CombinerSettle time.Duration
@@ -130,6 +138,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.CombinerGroup == "" {
 		c.CombinerGroup = c.Group + ".combiner"
+	}
+	if c.BackfillRate == 0 {
+		c.BackfillRate = 20000
+	}
+	if c.BackfillReaders == 0 {
+		c.BackfillReaders = 2
 	}
 	if c.CombinerSettle == 0 {
 		c.CombinerSettle = 250 * time.Millisecond
@@ -186,6 +200,12 @@ func (c *Config) Validate() error {
 	// restart; the margin covers the longest sync interval.
 	if c.PartialsRetention < 90*time.Minute {
 		bad("PartialsRetention", "must be at least 1h30m (Datadog takes points up to 1h old, plus the longest window), got %s", c.PartialsRetention)
+	}
+	if c.BackfillRate < 100 {
+		bad("BackfillRate", "must be at least 100 records per second, got %d", c.BackfillRate)
+	}
+	if c.BackfillReaders < 1 || c.BackfillReaders > 64 {
+		bad("BackfillReaders", "must be between 1 and 64, got %d", c.BackfillReaders)
 	}
 	if c.CombinerSettle < 0 || c.CombinerSettle > time.Minute {
 		bad("CombinerSettle", "must be between 0 and 1m, got %s", c.CombinerSettle)

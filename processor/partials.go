@@ -112,7 +112,7 @@ func (pw *partialWriter) write(out partialOut) {
 // reset queues, ahead of the run's first partial, a SourceReset for every
 // partition of the partials topic: whichever combiner holds a tenant's
 // windows drops the partials an earlier run wrote from from on.
-func (pw *partialWriter) reset(source int32, from int64, partitions int32) {
+func (pw *partialWriter) reset(source int64, from int64, partitions int32) {
 	rs := make([]aggregate.SourceReset, max(1, partitions))
 	for i := range rs {
 		rs[i] = aggregate.SourceReset{Source: source, From: from, To: i}
@@ -123,7 +123,7 @@ func (pw *partialWriter) reset(source int32, from int64, partitions int32) {
 // progress queues a SourceProgress for every partition of the partials
 // topic: the combiners fold the source's shares below committed and know
 // it has read up to maxEvent, though it sent them no share lately.
-func (pw *partialWriter) progress(source int32, committed, maxEvent int64, partitions int32) {
+func (pw *partialWriter) progress(source int64, committed, maxEvent int64, partitions int32) {
 	ps := make([]aggregate.SourceProgress, max(1, partitions))
 	for i := range ps {
 		ps[i] = aggregate.SourceProgress{Source: source, Committed: committed, MaxEvent: maxEvent, To: i}

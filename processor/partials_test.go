@@ -16,7 +16,7 @@ func TestTenantBalancer(t *testing.T) {
 	b := tenantBalancer{}
 	where := map[string]int{}
 	spread := map[int]bool{}
-	for source := int32(0); source < 4; source++ {
+	for source := int64(0); source < 4; source++ {
 		for i := range 50 {
 			tenant := "org_" + string(rune('a'+i%26)) + string(rune('a'+i/26))
 			k, _ := aggregate.PartialKey{Tenant: tenant, Start: int64(source) * 60e9, Length: 60e9, Source: source, Segment: int64(i)}.AppendBinary(nil)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,12 +26,20 @@ type answer struct {
 	accepted bool
 	bytes    int64
 	sentAt   time.Time
+	// A logs batch's: the segment its logs belong to, their windows and
+	// what became of them.
+	seg      *heldSegment
+	tenant   string
+	spans    []aggregate.LogSpan
+	delivery aggregate.Delivery
 }
 
-// partition is one assigned partition's pipeline for one generation.
+// partition is one partition's pipeline: an assigned partition's for one
+// generation of the group, or a backfill's reader of one partition.
 type partition struct {
 	p       *Processor
-	gen     *kafka.Generation
+	gen     *kafka.Generation // nil for a backfill
+	spec    pipeline
 	id      int
 	label   string
 	seg     *aggregate.Segmenter
@@ -38,6 +49,12 @@ type partition struct {
 	exited  chan struct{}
 	log     *zap.Logger
 	out     *partialWriter
+	// source names this pipeline's shares (Partial.Source): the partition
+	// for the live pipeline, a source of its own for a backfill's reader.
+	source int64
+	// segs are the segments whose partials wait for their logs' answers,
+	// oldest first; the last is the open segment, whose logs are going out.
+	segs []*heldSegment
 
 	next int64 // the next offset to read: every record below was handled
 	// shared: a segment's shares went out since the last progress record;
@@ -69,14 +86,38 @@ func (m *metrics) recordCounters() recordCounters {
 	}
 }
 
+// pipeline is what sets a partition pipeline apart: where it starts and
+// stops, which records it takes, and where its commits go.
+type pipeline struct {
+	partition int
+	// source names its shares in the partials (Partial.Source).
+	source int64
+	// start is the offset of its first segment: a commit point.
+	start int64
+	// end, when >= 0, is the offset it stops before (a backfill's);
+	// a live pipeline follows its partition until revoked.
+	end int64
+	// route says whether a record is exported, and in windows of which
+	// length.
+	route func(tenant string, eventTime time.Time) (time.Duration, bool)
+	// commit makes offset the durable resume point.
+	commit func(ctx context.Context, offset int64) error
+	// limit, when set, caps the records read per second (a backfill's).
+	limit *rate.Limiter
+	// backfill marks its logs for the sink's lower priority, and keeps it
+	// out of the live lag and readiness.
+	backfill bool
+	// logs, when set, hears what became of every window's logs, once per
+	// segment: share says whether the window got a share (false: it was
+	// too old for points).
+	logs  func(tenant string, sp aggregate.LogSpan, d aggregate.Delivery, share bool)
+	log   *zap.Logger
+	label string
+}
+
 func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment) {
 	log := p.log.With(zap.Int("partition", a.ID), zap.Int32("generation", gen.ID))
-	pt := &partition{
-		p: p, gen: gen, id: a.ID, label: strconv.Itoa(a.ID),
-		answers: make(chan answer, 4096), exited: make(chan struct{}),
-		log: log, hwm: -1, counts: p.metrics.recordCounters(),
-	}
-	defer close(pt.exited)
+	pt := &partition{p: p, gen: gen, id: a.ID, log: log}
 	start, err := pt.resumePoint(gctx, a.Offset)
 	if err == nil && start < 0 {
 		start = pt.firstNeeded(gctx)
@@ -88,8 +129,28 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 		log.Warn("finding where to start the partition failed; the partition ends with this generation", zap.Error(err))
 		return
 	}
+	p.runPipeline(gctx, pipeline{
+		partition: a.ID, source: int64(a.ID), start: start, end: -1,
+		route: p.deps.Router.Route, commit: pt.groupCommit, log: log, label: strconv.Itoa(a.ID),
+	}, pt)
+}
+
+// runPipeline runs one partition pipeline from spec.start until ctx ends
+// or, for a backfill, spec.end is reached; then it drains. pt, when not
+// nil, is a partition already holding the group's generation.
+func (p *Processor) runPipeline(gctx context.Context, spec pipeline, pt *partition) {
+	if pt == nil {
+		pt = &partition{p: p, id: spec.partition}
+	}
+	pt.spec, pt.log, pt.label, pt.source = spec, spec.log, spec.label, spec.source
+	pt.answers, pt.exited = make(chan answer, 4096), make(chan struct{})
+	pt.hwm, pt.counts = -1, p.metrics.recordCounters()
+	log, start := spec.log, spec.start
+	defer close(pt.exited)
+	var err error
 	pt.seg, err = aggregate.NewSegmenter(aggregate.Config{
-		Partition:  int32(a.ID),
+		Partition:  int32(spec.partition),
+		Source:     spec.source,
 		MaxTagSets: p.cfg.MaxTagSets,
 		Clock:      p.clock,
 	})
@@ -99,8 +160,11 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 	}
 	pt.next, pt.lastCommit = start, start
 	pt.ledger = aggregate.NewLedger(start)
-	p.lagTotal.Add(0)
-	defer func() { p.lagTotal.Add(-pt.lag); p.metrics.lag.DeleteLabelValues(pt.label) }()
+	pt.segs = []*heldSegment{{}}
+	if !spec.backfill {
+		p.lagTotal.Add(0)
+		defer func() { p.lagTotal.Add(-pt.lag); p.metrics.lag.DeleteLabelValues(pt.label) }()
+	}
 
 	// The partials writer outlives the generation's context by the drain:
 	// what the segmenter handed it before the revoke is still written, and
@@ -113,12 +177,12 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 	// Before this run's first partial: the combiners drop what an earlier
 	// run wrote of this partition's segments from start on, which this run
 	// writes again (segments ending elsewhere).
-	pt.out.reset(int32(a.ID), start, p.partialsPartitions.Load())
+	pt.out.reset(spec.source, start, p.partialsPartitions.Load())
 
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       p.cfg.Brokers,
 		Topic:         p.cfg.Topic,
-		Partition:     a.ID,
+		Partition:     spec.partition,
 		Dialer:        p.dialer,
 		MinBytes:      1,
 		MaxBytes:      16 << 20,
@@ -146,6 +210,25 @@ func (p *Processor) runPartition(gctx context.Context, gen *kafka.Generation, a 
 	<-fetchDone
 	pt.drain()
 	p.budget.release(pt.held)
+	if pt.finished() && pt.lastCommit >= spec.end {
+		pt.sayDone()
+	}
+}
+
+// sayDone tells every combiner that a backfill's source will send nothing
+// more: the windows it fed need not wait for it to read past them.
+func (pt *partition) sayDone() {
+	ps := make([]aggregate.SourceProgress, max(1, pt.p.partialsPartitions.Load()))
+	for i := range ps {
+		ps[i] = aggregate.SourceProgress{Source: pt.source, Committed: pt.lastCommit, MaxEvent: math.MaxInt64, To: i}
+	}
+	written := make(chan bool, 1)
+	pt.out.write(partialOut{progress: ps, done: func(ok bool) { written <- ok }})
+	select {
+	case <-written:
+	case <-time.After(pt.p.cfg.DrainTimeout):
+		pt.log.Warn("the backfill's last progress record was not written; its windows go out after the combiner's grace")
+	}
 }
 
 func (pt *partition) charge(n int64)  { pt.held += n; pt.p.budget.charge(n) }
@@ -341,11 +424,19 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 		case <-ctx.Done():
 			return
 		case msgs := <-in:
+			if pt.spec.limit != nil {
+				if err := pt.spec.limit.WaitN(ctx, len(msgs)); err != nil {
+					return
+				}
+			}
 			pt.handle(ctx, msgs)
 			clear(msgs) // the values may go as soon as their records are delivered
 			select {
 			case free <- msgs[:0]:
 			default:
+			}
+			if pt.finished() {
+				return
 			}
 		case a := <-pt.answers:
 			pt.answered(a)
@@ -365,15 +456,37 @@ func (pt *partition) loop(ctx context.Context, batches <-chan []kafka.Message, f
 				lastCut = time.Now()
 			}
 			pt.commit(ctx)
+			if pt.spec.backfill {
+				if idle && pt.hwm >= 0 && pt.next >= pt.hwm {
+					// Read to the partition's end, below the backfill's
+					// end: the offsets between are gone or were never
+					// written.
+					pt.next = max(pt.next, pt.spec.end)
+				}
+				if pt.finished() {
+					return
+				}
+				continue
+			}
 			p.metrics.openWindows.WithLabelValues(pt.label).Set(float64(pt.seg.Stats().Windows))
 		}
 	}
 }
 
+// finished says a backfill's pipeline has read up to its end.
+func (pt *partition) finished() bool { return pt.spec.end >= 0 && pt.next >= pt.spec.end }
+
 // cut ends the current segment at the next offset to read.
 func (pt *partition) cut() {
 	pt.seg.Cut(pt.next, pt.lastCommit, pt.emit)
 	pt.ledger.Cut(pt.next)
+	// A cut that touched no window (its records too old for points) sent
+	// logs only: its segment closes all the same, so that what became of
+	// them is told without waiting for a segment with shares.
+	if open := pt.segs[len(pt.segs)-1]; open.parts == nil && (open.waiting > 0 || open.byWin != nil) {
+		pt.segs = append(pt.segs, &heldSegment{})
+		pt.releaseHeld()
+	}
 }
 
 func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
@@ -382,11 +495,17 @@ func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
 	var size int64
 	for i := range msgs {
 		m := &msgs[i]
+		if pt.spec.end >= 0 && m.Offset >= pt.spec.end {
+			// A backfill stops at its end: what follows is the live
+			// pipeline's. No record lies between the last read and it.
+			pt.next = max(pt.next, pt.spec.end)
+			break
+		}
 		size += int64(len(m.Value))
 		ev := new(schemas.Event)
 		if err := pt.dec.Decode(m.Value, ev); err != nil {
 			pt.deadLetter(ctx, m, err)
-		} else if length, ok := p.deps.Router.Route(ev.OrgID, ev.Timestamp); !ok {
+		} else if length, ok := pt.spec.route(ev.OrgID, ev.Timestamp); !ok {
 			pt.counts.skipped.Inc()
 			pt.counts.noIntegration.Inc()
 		} else {
@@ -409,6 +528,9 @@ func (pt *partition) handle(ctx context.Context, msgs []kafka.Message) {
 }
 
 func (pt *partition) setLag(lag int64) {
+	if pt.spec.backfill {
+		return
+	}
 	if lag < 0 {
 		lag = 0
 	}
@@ -447,15 +569,108 @@ func (pt *partition) emit(b aggregate.Batch) {
 	}
 	p.metrics.batches.WithLabelValues(b.Kind.String()).Inc()
 	sentAt := time.Now()
-	done := func(accepted bool) {
-		pt.reply(answer{tok: tok, accepted: accepted, bytes: bytes, sentAt: sentAt})
-	}
+	b.Backfill = pt.spec.backfill
+	open := pt.segs[len(pt.segs)-1]
 	if b.Kind == aggregate.KindSegment {
-		pt.shared = true
-		pt.out.write(partialOut{parts: b.Partials, done: done})
+		open.parts = b.Partials
+		open.done = func(accepted bool) {
+			pt.reply(answer{tok: tok, accepted: accepted, sentAt: sentAt})
+		}
+		pt.segs = append(pt.segs, &heldSegment{})
+		pt.releaseHeld()
 		return
 	}
-	p.deps.Deliverer.Deliver(b, done)
+	open.waiting++
+	spans, tenant := b.Spans, b.Tenant
+	p.deps.Deliverer.Deliver(b, func(r Receipt) {
+		pt.reply(answer{tok: tok, accepted: r.Accepted, bytes: bytes, sentAt: sentAt, seg: open, tenant: tenant, spans: spans, delivery: r.Delivery})
+	})
+}
+
+// heldSegment is a segment's partials waiting for the answers to its logs:
+// each partial carries what became of its window's logs (the sync history's
+// log figures), known once every logs batch of the segment is answered.
+// Holding them adds the logs' delivery time to the window's, not to the
+// commit, which waits for both anyway.
+type heldSegment struct {
+	parts   []*aggregate.Partial // nil until the cut
+	done    func(accepted bool)
+	waiting int // logs batches not yet answered
+	// abandoned: a logs batch was abandoned (the run is ending).
+	abandoned bool
+	byWin     map[heldKey]*aggregate.Delivery
+}
+
+type heldKey struct {
+	tenant        string
+	start, length int64
+}
+
+// logsAnswered counts a logs batch's answer in its segment.
+func (pt *partition) logsAnswered(a answer) {
+	tenant := a.tenant
+	h := a.seg
+	h.waiting--
+	if !a.accepted {
+		// Abandoned: the run is ending, and the segment will be replayed.
+		// Its partials, and those after it, never go.
+		h.abandoned = true
+		return
+	}
+	// What was dropped goes to the oldest windows first: Datadog drops
+	// logs by age. The requests count once, in the first window.
+	spans := slices.Clone(a.spans)
+	slices.SortFunc(spans, func(x, y aggregate.LogSpan) int { return x.Window.Start.Compare(y.Window.Start) })
+	dropped := a.delivery.LogsDropped
+	for i, sp := range spans {
+		d := aggregate.Delivery{Status: a.delivery.Status}
+		if i == 0 {
+			d = a.delivery
+		}
+		d.LogsDropped = min(dropped, sp.Logs)
+		d.Logs = sp.Logs - d.LogsDropped
+		dropped -= d.LogsDropped
+		if h.byWin == nil {
+			h.byWin = make(map[heldKey]*aggregate.Delivery, len(spans))
+		}
+		k := heldKey{tenant: tenant, start: sp.Window.Start.UnixNano(), length: int64(sp.Window.Length)}
+		if t := h.byWin[k]; t != nil {
+			t.Add(d)
+		} else {
+			h.byWin[k] = &d
+		}
+	}
+}
+
+// releaseHeld writes out, oldest first, the segments whose logs are all
+// answered: in order, as the combiners expect a source's segments.
+func (pt *partition) releaseHeld() {
+	for len(pt.segs) > 1 && pt.segs[0].waiting == 0 && !pt.segs[0].abandoned {
+		h := pt.segs[0]
+		pt.segs[0] = nil
+		pt.segs = pt.segs[1:]
+		hear := pt.spec.logs
+		for _, part := range h.parts {
+			k := heldKey{tenant: part.Tenant, start: part.Window.Start.UnixNano(), length: int64(part.Window.Length)}
+			if d := h.byWin[k]; d != nil {
+				part.Delivery = *d
+				delete(h.byWin, k)
+				if hear != nil {
+					hear(k.tenant, aggregate.LogSpan{Window: part.Window, Logs: d.Logs + d.LogsDropped}, *d, true)
+				}
+			}
+		}
+		if hear != nil {
+			for k, d := range h.byWin {
+				hear(k.tenant, aggregate.LogSpan{Window: aggregate.Window{Start: time.Unix(0, k.start).UTC(), Length: time.Duration(k.length)}, Logs: d.Logs + d.LogsDropped}, *d, false)
+			}
+		}
+		if h.done == nil {
+			continue // a cut that touched no window: its logs only
+		}
+		pt.shared = true
+		pt.out.write(partialOut{parts: h.parts, done: h.done})
+	}
 }
 
 // reply carries an answer back, or drops it when this pipeline has ended: the
@@ -472,6 +687,10 @@ func (pt *partition) answered(a answer) {
 	pt.release(a.bytes)
 	if !a.dead {
 		p.metrics.deliveryWait.Observe(time.Since(a.sentAt).Seconds())
+	}
+	if a.seg != nil {
+		pt.logsAnswered(a)
+		pt.releaseHeld()
 	}
 	// An abandoned batch stays pending: its offsets are never committed,
 	// and the next owner replays them.
@@ -490,28 +709,37 @@ func (pt *partition) commit(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	res, err := p.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{
-		GroupID:      pt.gen.GroupID,
-		GenerationID: int(pt.gen.ID),
-		MemberID:     pt.gen.MemberID,
-		Topics:       map[string][]kafka.OffsetCommit{p.cfg.Topic: {{Partition: pt.id, Offset: c, Metadata: commitMetadata}}},
-	})
-	if err == nil {
-		for _, r := range res.Topics[p.cfg.Topic] {
-			if r.Error != nil {
-				err = r.Error
-			}
-		}
-	}
-	if err != nil {
+	if err := pt.spec.commit(cctx, c); err != nil {
 		p.metrics.commits.WithLabelValues("error").Inc()
 		pt.log.Warn("offset commit failed; retrying at the next interval", zap.Int64("offset", c), zap.Error(err))
 		return
 	}
 	p.metrics.commits.WithLabelValues("ok").Inc()
-	p.metrics.committed.WithLabelValues(pt.label).Set(float64(c))
+	if !pt.spec.backfill {
+		p.metrics.committed.WithLabelValues(pt.label).Set(float64(c))
+	}
 	pt.lastCommit = c
 	pt.sayProgress()
+}
+
+// groupCommit commits offset for the group's generation.
+func (pt *partition) groupCommit(ctx context.Context, offset int64) error {
+	p := pt.p
+	res, err := p.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID:      pt.gen.GroupID,
+		GenerationID: int(pt.gen.ID),
+		MemberID:     pt.gen.MemberID,
+		Topics:       map[string][]kafka.OffsetCommit{p.cfg.Topic: {{Partition: pt.id, Offset: offset, Metadata: commitMetadata}}},
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range res.Topics[p.cfg.Topic] {
+		if r.Error != nil {
+			return r.Error
+		}
+	}
+	return nil
 }
 
 // progressEvery is how often a busy partition tells every combiner how far
@@ -530,7 +758,7 @@ func (pt *partition) sayProgress() {
 		return
 	}
 	pt.shared, pt.lastProgress = false, time.Now()
-	pt.out.progress(int32(pt.id), pt.lastCommit, pt.seg.MaxEvent(), pt.p.partialsPartitions.Load())
+	pt.out.progress(pt.source, pt.lastCommit, pt.seg.MaxEvent(), pt.p.partialsPartitions.Load())
 }
 
 // commitMetadata marks a commit as a segment boundary of this exporter.

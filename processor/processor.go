@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/futureagi/prism-exporter/aggregate"
+	"github.com/futureagi/prism-exporter/history"
 )
 
 // Router says whether a tenant's record is exported, and in windows of which
@@ -27,12 +28,35 @@ type Router interface {
 	Route(tenant string, eventTime time.Time) (length time.Duration, ok bool)
 }
 
-// Deliverer takes a batch for delivery and calls done exactly once: accepted
-// is true when the batch needs no more work (Datadog took it, or it was
-// recorded as undeliverable or skipped on purpose), false when it was
-// abandoned and must be replayed.
+// Deliverer takes a batch for delivery and calls done exactly once with
+// what became of it.
 type Deliverer interface {
-	Deliver(b aggregate.Batch, done func(accepted bool))
+	Deliver(b aggregate.Batch, done func(Receipt))
+}
+
+// Receipt is a Deliverer's answer for one batch.
+type Receipt struct {
+	// Accepted is true when the batch needs no more work (Datadog took it,
+	// or it was recorded as undeliverable or skipped on purpose), false
+	// when it was abandoned and must be replayed.
+	Accepted bool
+	// Delivery is what became of the batch's logs, and the requests it
+	// took (logs or series).
+	Delivery aggregate.Delivery
+	// Points Datadog accepted, and those not sent: PointsTooOld because
+	// the window is older than Datadog takes, PointsDropped otherwise
+	// (tenant in error, paused, removed).
+	Points, PointsDropped int64
+	PointsTooOld          bool
+	// Error is Datadog's refusal, short and without keys, when the batch
+	// was not delivered.
+	Error string
+}
+
+// History records one entry per delivered tenant window: the sync
+// history.
+type History interface {
+	Write(e history.Entry)
 }
 
 // Horizon tells how far back the integrations reach: the earliest event
@@ -54,6 +78,9 @@ type Deps struct {
 	Registerer  prometheus.Registerer
 	Logger      *zap.Logger
 	Clock       aggregate.Clock // nil: the wall clock
+	// History, when set, gets one entry per tenant window the combiner
+	// delivers (and a backfill's windows too old for points).
+	History History
 }
 
 // Processor is one member of the exporter's consumer group.
@@ -77,6 +104,7 @@ type Processor struct {
 	partialsOut        *kafka.Writer
 	partialsPartitions atomic.Int32 // of the partials topic, read at start
 	combiner           *combiner
+	backfiller         *Backfiller // nil: this replica runs no backfill
 }
 
 type wallClock struct{}
@@ -189,6 +217,17 @@ func (p *Processor) Run(ctx context.Context) error {
 	dlqDone := make(chan struct{})
 	go func() { defer close(dlqDone); p.deps.DeadLetters.run(dlqCtx) }()
 	defer func() { stopDLQ(); <-dlqDone }()
+	// Backfills run beside the group, on readers of their own, and stop
+	// with it; they write to the partials writer and the dead letters set
+	// up above, so they are waited for before those stop.
+	backfillsDone := make(chan struct{})
+	go func() {
+		defer close(backfillsDone)
+		if b := p.backfiller; b != nil {
+			_ = b.Run(ctx)
+		}
+	}()
+	defer func() { <-backfillsDone }()
 
 	group, err := kafka.NewConsumerGroup(p.groupConfig(p.cfg.Group, p.cfg.Topic, p.log))
 	if err != nil {

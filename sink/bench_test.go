@@ -252,8 +252,8 @@ func BenchmarkDeliverLogs(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		wg.Add(1)
-		s.Deliver(batch, func(o Outcome) {
-			if o != Delivered {
+		s.Deliver(batch, func(r Receipt) {
+			if o := r.Outcome; o != Delivered {
 				b.Errorf("outcome %v", o)
 			}
 			wg.Done()

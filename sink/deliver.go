@@ -27,10 +27,15 @@ const (
 func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcome, requeue, later bool) {
 	now := q.s.now()
 	b := &j.b
+	t := &j.tally
+	ctx = withTally(ctx, t)
 
 	logs := b.Logs
 	if !j.logsDone {
 		logs = q.dropOldLogs(logs, now)
+		if old := int64(len(b.Logs) - len(logs)); old > 0 {
+			t.add(func(r *Receipt) { r.LogsDropped = old })
+		}
 	} else {
 		logs = nil
 	}
@@ -52,6 +57,7 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 			n := float64(len(series) * seriesPerTagSet)
 			q.s.m.droppedOld.WithLabelValues(kindMetrics, reason).Add(n)
 			q.s.m.items.WithLabelValues(kindMetrics, "dropped").Add(n)
+			t.add(func(r *Receipt) { r.PointsDropped, r.PointsTooOld = int64(n), true })
 			q.s.log.Debug("metric points not sent: Datadog would drop them",
 				zap.String("tenant", q.id), zap.String("reason", reason), zap.Time("window_start", ts))
 			series = nil
@@ -76,6 +82,7 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 			return out, requeue, false
 		}
 		j.seriesDone = true
+		t.add(func(r *Receipt) { r.Points = int64(len(series) * seriesPerTagSet) })
 		// The partitions close a window at about the same moment, and each
 		// close is a job: their series all go before any of their logs,
 		// or the last partition's totals would wait behind the others'.
@@ -89,6 +96,9 @@ func (q *tenantQueue) process(ctx context.Context, cn *conn, j *job) (out Outcom
 			return out, requeue, false
 		}
 		j.logsDone = true
+		t.mu.Lock()
+		t.sent = int64(len(logs))
+		t.mu.Unlock()
 	}
 	return Delivered, false, false
 }
@@ -165,6 +175,13 @@ func (q *tenantQueue) deadLetter(ctx context.Context, kind, reason string, item 
 		label = dlTooLarge
 	}
 	q.s.m.deadLettered.WithLabelValues(kind, label).Inc()
+	if kind == kindLogs {
+		if t := tallyOf(ctx); t != nil {
+			t.mu.Lock()
+			t.dead++
+			t.mu.Unlock()
+		}
+	}
 	q.s.m.items.WithLabelValues(kind, "dead_lettered").Inc()
 	q.mu.Lock()
 	q.deadLettered++

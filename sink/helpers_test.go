@@ -157,10 +157,19 @@ func (ts *testSink) allLogText() string {
 func deliver(t *testing.T, s *Sink, b aggregate.Batch) <-chan Outcome {
 	t.Helper()
 	ch := make(chan Outcome, 1)
+	rc := deliverReceipt(t, s, b)
+	go func() { ch <- (<-rc).Outcome }()
+	return ch
+}
+
+// deliverReceipt is deliver with the whole Receipt.
+func deliverReceipt(t *testing.T, s *Sink, b aggregate.Batch) <-chan Receipt {
+	t.Helper()
+	ch := make(chan Receipt, 1)
 	var once sync.Once
-	s.Deliver(b, func(o Outcome) {
+	s.Deliver(b, func(r Receipt) {
 		called := false
-		once.Do(func() { called = true; ch <- o })
+		once.Do(func() { called = true; ch <- r })
 		if !called {
 			t.Errorf("done called twice for tenant %s", b.Tenant)
 		}

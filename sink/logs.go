@@ -183,6 +183,7 @@ func (s *Sink) post(ctx context.Context, cn *conn, url string, gz []byte) answer
 	// Replayable: when a server closed an idle connection just as it was
 	// reused, net/http retries on a fresh one at once instead of failing
 	// into a backoff. Safe: logs are at least once, series whole totals.
+	tallyOf(ctx).add(func(r *Receipt) { r.Bytes += int64(len(gz)) })
 	req.Header["X-Idempotency-Key"] = nil
 	req.Header.Set("DD-API-KEY", string(cn.apiKey))
 	req.Header.Set("Content-Type", "application/json")

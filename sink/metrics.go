@@ -60,7 +60,7 @@ func newSinkMetrics(reg prometheus.Registerer) (*sinkMetrics, error) {
 		}, []string{"kind", "outcome"}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
-			Help:    "Latency of Datadog requests, by endpoint (logs, series, validate).",
+			Help:    "Latency of Datadog requests, by endpoint (logs, series, validate, dashboard, monitor).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"endpoint"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -254,7 +254,8 @@ func (s *Sink) spawn(f func()) bool {
 // job is one batch on its way.
 type job struct {
 	b     aggregate.Batch
-	done  func(Outcome)
+	done  func(Receipt)
+	tally tally
 	bytes int64
 	// logsDone: the logs went through; only the series remain (a job put
 	// back in the queue after a key change does not resend its logs).
@@ -266,10 +267,10 @@ type job struct {
 }
 
 // Deliver queues b on its tenant's queue and returns at once. done is called
-// exactly once, never from within Deliver, with the batch's Outcome.
-func (s *Sink) Deliver(b aggregate.Batch, done func(Outcome)) {
+// exactly once, never from within Deliver, with the batch's Receipt.
+func (s *Sink) Deliver(b aggregate.Batch, done func(Receipt)) {
 	if done == nil {
-		done = func(Outcome) {}
+		done = func(Receipt) {}
 	}
 	j := &job{b: b, done: done, bytes: estimateBytes(b)}
 	s.mu.RLock()
@@ -277,7 +278,7 @@ func (s *Sink) Deliver(b aggregate.Batch, done func(Outcome)) {
 		s.mu.RUnlock()
 		s.abandoned.Add(1)
 		s.m.batches.WithLabelValues(Abandoned.String()).Inc()
-		go done(Abandoned)
+		go done(Receipt{Outcome: Abandoned})
 		return
 	}
 	q := s.queues[b.Tenant]
@@ -318,7 +319,7 @@ func (s *Sink) complete(q *tenantQueue, j *job, o Outcome) {
 	if q != nil {
 		q.record(o, j)
 	}
-	j.done(o)
+	j.done(j.receipt(o))
 	s.jobs.Done()
 }
 

@@ -103,6 +103,17 @@ func (s Site) APIHost() string { return "api." + s.Name() }
 // LogsHost is where logs go.
 func (s Site) LogsHost() string { return "http-intake.logs." + s.Name() }
 
+// AppURL is the site's web app, where people open dashboards and monitors
+// (Datadog's "Site URL"): app.<site> for the three sites without a region
+// label in their name, the site name itself for the others.
+func (s Site) AppURL() string {
+	switch Site(s.Name()) {
+	case SiteUS1, SiteEU1, SiteUS1FED:
+		return "https://app." + s.Name()
+	}
+	return "https://" + s.Name()
+}
+
 // String is the site name.
 func (s Site) String() string { return s.Name() }
 

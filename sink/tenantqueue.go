@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/bits"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -113,12 +114,22 @@ func (q *tenantQueue) enqueue(j *job) {
 	case q.state == Error:
 		out = Undeliverable
 	default:
-		q.queue = append(q.queue, j)
-		if j.needsSeries() {
+		switch {
+		case j.needsSeries():
 			// A window's totals go ahead of queued chunks of logs: they are
 			// what dashboards wait for, and they are small.
-			q.queue = q.queue[:len(q.queue)-1]
 			q.insertAfterSeriesLocked(j)
+		case j.b.Backfill:
+			q.queue = append(q.queue, j)
+		default:
+			// A backfill's logs wait behind the live traffic: history must
+			// not delay what is happening now, nor take its share of
+			// Datadog's rate limits first.
+			i := len(q.queue)
+			for i > 0 && q.queue[i-1].b.Backfill {
+				i--
+			}
+			q.queue = slices.Insert(q.queue, i, j)
 		}
 		q.pumpLocked()
 	}
@@ -394,9 +405,21 @@ func (q *tenantQueue) attempt(ctx context.Context, cn *conn, endpoint string, se
 		}
 		start := time.Now()
 		a := send(ctx)
-		q.s.m.requestSeconds.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		q.s.m.requestSeconds.WithLabelValues(endpoint).Observe(took.Seconds())
 		q.s.m.requests.WithLabelValues(endpoint, codeLabel(a)).Inc()
 		err := classify(ctx, endpoint, a, cn.secrets()...)
+		t := tallyOf(ctx)
+		t.add(func(r *Receipt) {
+			r.Requests++
+			r.Duration += took
+			if err != nil {
+				r.StatusCode, r.Error = a.status, err.Error()
+			}
+			if a.status == http.StatusTooManyRequests {
+				r.RateLimited = true
+			}
+		})
 		if err == nil {
 			q.succeeded()
 			return nil
@@ -405,6 +428,7 @@ func (q *tenantQueue) attempt(ctx context.Context, cn *conn, endpoint string, se
 		if !errors.As(err, &be) {
 			return err
 		}
+		t.add(func(r *Receipt) { r.Retries++ })
 		q.s.m.retries.WithLabelValues(be.reason).Inc()
 		wait, n := q.backOff(be)
 		// 1st, 2nd, 4th, 8th... failure in a row: a storm is visible

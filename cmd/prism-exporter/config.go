@@ -10,6 +10,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/futureagi/prism-exporter/history"
 	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/processor"
 	"github.com/futureagi/prism-exporter/sink"
@@ -54,18 +55,27 @@ type settings struct {
 	PartialsTopic     string        `envconfig:"PARTIALS_TOPIC" default:"prism.exporter.partials" desc:"compacted topic (compact,delete) where each partition writes its share of every tenant window, partitioned by tenant; created at start-up when missing, with the gateway topic's partition count"`
 	PartialsRetention time.Duration `envconfig:"PARTIALS_RETENTION" default:"3h" desc:"retention.ms of a new partials topic; at least 1h30m (Datadog takes points up to 1 h old, plus the longest window)"`
 	CombinerGroup     string        `envconfig:"COMBINER_GROUP" desc:"consumer group of the second stage, which reads the partials topic; empty: PRISM_KAFKA_GROUP + '.combiner'"`
+	BackfillRate      int           `envconfig:"BACKFILL_RATE" default:"20000" desc:"records per second one backfill job reads from the gateway topic, over all its readers: the cap that keeps it from slowing live traffic"`
+	BackfillReaders   int           `envconfig:"BACKFILL_READERS" default:"2" desc:"partitions one backfill job reads at once"`
 	CombinerSettle    time.Duration `envconfig:"COMBINER_SETTLE" default:"250ms" desc:"a window's totals go out once every partition that sent a share of it has read past its end and no share changed them for this long; again whenever one does"`
 	CombinerMemoryMiB int64         `envconfig:"COMBINER_MEMORY_MIB" default:"128" desc:"bytes of window totals the second stage holds, an hour of windows (see Capacity in docs/operations.md); past it the windows that expire first are dropped, counted"`
 
 	// The integrations store and its API (docs/api.md).
 	IntegrationsTopic string      `envconfig:"INTEGRATIONS_TOPIC" default:"prism.exporter.integrations" desc:"compacted topic that holds every integration; created at start-up when missing"`
 	StatusTopic       string      `envconfig:"STATUS_TOPIC" default:"prism.exporter.status" desc:"compacted topic where each replica publishes its integrations' delivery status, summed by every replica for the API; created at start-up when missing"`
+	BackfillsTopic    string      `envconfig:"BACKFILLS_TOPIC" default:"prism.exporter.backfills" desc:"compacted topic that holds each integration's backfill job, its owner and progress; created at start-up when missing"`
 	SecretsKey        sink.Secret `envconfig:"SECRETS_KEY" desc:"base64 of a 32-byte AES-256 key that seals the Datadog keys of integrations made through the API; a comma-separated list rotates keys (the first seals, all open). Required with PRISM_API_TOKENS_FILE"`
 	SecretsKeyFile    string      `envconfig:"SECRETS_KEY_FILE" desc:"file holding PRISM_SECRETS_KEY's value (one key a line), instead of the variable"`
 	APITokensFile     string      `envconfig:"API_TOKENS_FILE" desc:"tokens file, YAML or JSON, that turns on the integrations API and the console (see Integrations API); reloaded when it changes. Empty: the API is off"`
 	APIAddr           string      `envconfig:"API_ADDR" desc:"listen address of the API and console when they should not share PRISM_HTTP_ADDR"`
 	APITLSCertFile    string      `envconfig:"API_TLS_CERT_FILE" desc:"PEM certificate: the listener that serves the API speaks TLS (with PRISM_API_TLS_KEY_FILE)"`
 	APITLSKeyFile     string      `envconfig:"API_TLS_KEY_FILE" desc:"PEM key of PRISM_API_TLS_CERT_FILE"`
+
+	// The sync history (docs/api.md, Sync history).
+	HistoryTopic      string        `envconfig:"HISTORY_TOPIC" default:"prism.exporter.history" desc:"topic (delete policy, 1 partition) where every replica writes one entry per tenant window it delivered, read by every replica for the API's sync history; created at start-up when missing"`
+	HistoryRetention  time.Duration `envconfig:"HISTORY_RETENTION" default:"168h" desc:"retention.ms of a new history topic, and the age past which a replica forgets a window; at least 24h (a backfill reaches 18 h back)"`
+	HistoryMaxPerOrg  int           `envconfig:"HISTORY_MAX_PER_ORG" default:"10080" desc:"history entries each replica holds in memory per org (default: a week of 1-minute windows); past it the org's oldest windows are forgotten"`
+	HistoryMaxEntries int           `envconfig:"HISTORY_MAX_ENTRIES" default:"250000" desc:"history entries each replica holds in memory in all, about 160 bytes each; past it the oldest windows of every org are forgotten first"`
 
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /metrics, /healthz, /readyz and /status"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"'debug', 'info', 'warn' or 'error'"`
@@ -86,6 +96,8 @@ var envNames = map[string]string{
 	"PartialsRetention": "PRISM_PARTIALS_RETENTION",
 	"CombinerGroup":     "PRISM_COMBINER_GROUP",
 	"CombinerSettle":    "PRISM_COMBINER_SETTLE",
+	"BackfillRate":      "PRISM_BACKFILL_RATE",
+	"BackfillReaders":   "PRISM_BACKFILL_READERS",
 	"CombinerMemory":    "PRISM_COMBINER_MEMORY_MIB",
 	"SessionTimeout":    "PRISM_KAFKA_SESSION_TIMEOUT",
 	"RebalanceTimeout":  "PRISM_KAFKA_REBALANCE_TIMEOUT",
@@ -139,6 +151,24 @@ func (s settings) check() error {
 	}
 	if s.StatusTopic == "" || s.StatusTopic == s.IntegrationsTopic {
 		errs = append(errs, errors.New("PRISM_STATUS_TOPIC: must be set, and differ from PRISM_INTEGRATIONS_TOPIC"))
+	}
+	if s.BackfillsTopic == "" {
+		errs = append(errs, errors.New("PRISM_BACKFILLS_TOPIC: must not be empty"))
+	}
+	for _, other := range []string{s.KafkaTopic, s.DLQTopic, s.PartialsTopic, s.IntegrationsTopic, s.StatusTopic, s.HistoryTopic} {
+		if s.BackfillsTopic == other {
+			errs = append(errs, fmt.Errorf("PRISM_BACKFILLS_TOPIC: %q is another topic of the exporter's; give the backfill jobs their own", other))
+			break
+		}
+	}
+	if err := s.historyConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, other := range []string{s.KafkaTopic, s.DLQTopic, s.PartialsTopic, s.IntegrationsTopic, s.StatusTopic} {
+		if s.HistoryTopic != "" && s.HistoryTopic == other {
+			errs = append(errs, fmt.Errorf("PRISM_HISTORY_TOPIC: %q is another topic of the exporter's; give the history its own", other))
+			break
+		}
 	}
 	if s.SecretsKey != "" && s.SecretsKeyFile != "" {
 		errs = append(errs, errors.New("PRISM_SECRETS_KEY and PRISM_SECRETS_KEY_FILE: set one, not both"))
@@ -211,6 +241,18 @@ func renameFields(err error) error {
 	return errors.Join(out...)
 }
 
+// historyConfig is the sync history's configuration, without the
+// connections (serve adds the processor's dialer and transport).
+func (s settings) historyConfig() history.Config {
+	return history.Config{
+		Brokers:    s.KafkaBrokers,
+		Topic:      s.HistoryTopic,
+		Retention:  s.HistoryRetention,
+		MaxPerOrg:  s.HistoryMaxPerOrg,
+		MaxEntries: s.HistoryMaxEntries,
+	}
+}
+
 func (s settings) logLevel() (zapcore.Level, error) {
 	return zapcore.ParseLevel(s.LogLevel)
 }
@@ -246,6 +288,8 @@ func (s settings) processorConfig() processor.Config {
 		PartialsRetention: s.PartialsRetention,
 		CombinerGroup:     s.CombinerGroup,
 		CombinerSettle:    s.CombinerSettle,
+		BackfillRate:      s.BackfillRate,
+		BackfillReaders:   s.BackfillReaders,
 		CombinerMemory:    s.CombinerMemoryMiB << 20,
 	}
 }

@@ -35,6 +35,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"PRISM_KAFKA_SESSION_TIMEOUT": "1s"}, []string{"PRISM_KAFKA_SESSION_TIMEOUT"}},
 		{map[string]string{"PRISM_DRAIN_TIMEOUT": "40s"}, []string{"PRISM_DRAIN_TIMEOUT"}},
 		{map[string]string{"PRISM_MEMORY_BUDGET_MIB": "0"}, []string{"PRISM_MEMORY_BUDGET_MIB"}},
+		{map[string]string{"PRISM_BACKFILLS_TOPIC": "prism.exporter.status"}, []string{"PRISM_BACKFILLS_TOPIC"}},
 		{map[string]string{"PRISM_KAFKA_TLS_CA_FILE": "/no/such/ca.pem"}, []string{"PRISM_KAFKA_TLS", "ca.pem"}},
 	}
 	for _, c := range cases {

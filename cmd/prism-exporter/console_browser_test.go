@@ -210,8 +210,8 @@ func TestBrowserConsoleBadInput(t *testing.T) {
 	}
 	b.page("connect-key-rejected")
 
-	// The right key, an application key (the dashboard option appears,
-	// disabled), and "everything": the server's 501, shown plainly.
+	// The right key, and an application key (the dashboard option appears,
+	// disabled).
 	ce.dd.AddAccount(ddfake.Account{Name: consoleOrg, APIKeys: []string{consoleAPIKey}, AppKeys: []string{"ddapp0console00000000000000000a1b2"}})
 	b.fill(`input[name=api_key]`, consoleAPIKey)
 	b.fill(`input[name=app_key]`, "ddapp0console00000000000000000a1b2")
@@ -226,25 +226,30 @@ func TestBrowserConsoleBadInput(t *testing.T) {
 	if !dash.Shown || !dash.Disabled || !strings.Contains(strings.ToLower(dash.Note), "coming soon") {
 		t.Errorf("dashboard option with an application key: %+v, want shown, disabled, \"coming soon\"", dash)
 	}
-	b.click(`input[value="all"] + label`)
-	b.click(`[data-test=connect]`)
-	b.waitFor("the 501 message", `!!document.querySelector('#step2-title ~ form .alert--error')`, 30*time.Second)
-	if got := b.text(`#step2-title ~ form .alert--error`); !strings.Contains(got, "cannot be imported yet") || !strings.Contains(got, "not built") {
-		t.Errorf("501 message: %q", got)
-	}
-	b.page("connect-historical-501")
-
 	// A date range without dates: said before anything is sent.
 	b.click(`input[value="range"] + label`)
 	b.click(`[data-test=connect]`)
 	b.waitFor("the range messages", `document.querySelectorAll('.range [aria-invalid=true]').length > 0`, 5*time.Second)
 	b.page("connect-range-empty")
 
-	b.click(`input[value="new_only"] + label`)
+	// "Everything": connected, with a backfill of the history Datadog
+	// still takes.
+	b.click(`input[value="all"] + label`)
 	b.click(`[data-test=connect]`)
 	b.run(b.visible(`#step3-title`))
 	b.noKeyInPage(consoleAPIKey, "ddapp0console00000000000000000a1b2")
 	b.page("connect-done-after-errors")
+	status, body := ce.call("admin", "GET", "/api/v1/integrations?org_id="+consoleOrg, nil)
+	var list struct {
+		Integrations []struct {
+			Historical struct{ Mode string }   `json:"historical"`
+			Backfill   *struct{ State string } `json:"backfill"`
+		} `json:"integrations"`
+	}
+	if err := json.Unmarshal(body, &list); status != http.StatusOK || err != nil || len(list.Integrations) != 1 ||
+		list.Integrations[0].Historical.Mode != "all" || list.Integrations[0].Backfill == nil {
+		t.Errorf("connected with everything: %d %s", status, body)
+	}
 }
 
 // TestBrowserConsoleRoles: a viewer sees the integration but no write

@@ -155,6 +155,7 @@ func (e *env) settings() settings {
 		// Each test its own: a shared partials topic would hand one test's
 		// windows to another's combiner (the tenants' ids repeat).
 		PartialsTopic: e.topic + ".partials",
+		HistoryTopic:  e.topic + ".history",
 	}
 }
 
@@ -171,6 +172,7 @@ func (e *env) environ() []string {
 		"PRISM_INTEGRATIONS_TOPIC="+s.IntegrationsTopic,
 		"PRISM_STATUS_TOPIC="+s.StatusTopic,
 		"PRISM_PARTIALS_TOPIC="+s.PartialsTopic,
+		"PRISM_HISTORY_TOPIC="+s.HistoryTopic,
 		"PRISM_TENANTS_RELOAD_INTERVAL=1s",
 		"PRISM_DATADOG_URL="+s.DatadogURL,
 		"PRISM_DATADOG_TIMEOUT=10s",

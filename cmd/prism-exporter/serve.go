@@ -18,6 +18,7 @@ import (
 	"github.com/futureagi/prism-exporter/aggregate"
 	"github.com/futureagi/prism-exporter/api"
 	"github.com/futureagi/prism-exporter/console"
+	"github.com/futureagi/prism-exporter/history"
 	"github.com/futureagi/prism-exporter/integrations"
 	"github.com/futureagi/prism-exporter/processor"
 	"github.com/futureagi/prism-exporter/sink"
@@ -28,6 +29,7 @@ type running struct {
 	proc     *processor.Processor
 	sink     *sink.Sink
 	store    *integrations.Service
+	jobs     *integrations.Jobs
 	registry *prometheus.Registry
 	httpAddr string
 	apiAddr  string
@@ -95,6 +97,21 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 		}
 	}
 
+	// The sync history: histWriter gets one entry per delivered tenant
+	// window from the processor; histLog reads every replica's entries
+	// back for the API. Write never blocks the pipeline (a full queue
+	// drops, counted).
+	hcfg := s.historyConfig()
+	hcfg.Dialer, hcfg.Transport = dialer, transport
+	histWriter, err := history.NewWriter(hcfg, reg, log.Named("history"))
+	if err != nil {
+		return err
+	}
+	histLog, err := history.NewLog(hcfg, reg, log.Named("history"))
+	if err != nil {
+		return err
+	}
+
 	proc, err := processor.New(pcfg, processor.Deps{
 		Router:      snk,
 		Horizon:     snk,
@@ -102,6 +119,7 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 		DeadLetters: dead,
 		Registerer:  reg,
 		Logger:      log.Named("processor"),
+		History:     histWriter,
 	})
 	if err != nil {
 		return err
@@ -114,6 +132,19 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 		return err
 	}
 	svc := integrations.NewService(store, keys, nil, log.Named("integrations"))
+	// backfillJobs are the integrations' backfill jobs, in their own
+	// compacted topic: creating an integration with history writes one,
+	// the API starts and cancels them, deleting an integration cancels its
+	// job. The runner claims them under this replica's member id
+	// (board.Member()).
+	backfillJobs, err := integrations.NewJobs(integrations.JobsConfig{
+		Topic: s.BackfillsTopic, Brokers: pcfg.Brokers, Dialer: dialer, Transport: transport,
+		Create: true, Logger: log.Named("backfills"), Outage: proc,
+	})
+	if err != nil {
+		return fmt.Errorf("PRISM_BACKFILLS_TOPIC: %w", err)
+	}
+	svc.SetJobs(backfillJobs)
 
 	// The HTTP endpoints come up first, so that /healthz answers while the
 	// store is read; /readyz waits for the consumer group, which is joined
@@ -123,7 +154,8 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 	}, svc, snk.TenantStatus)
 	var apiHandler http.Handler
 	if tokens != nil {
-		apiHandler = api.New(api.Config{Tokens: tokens, Logger: log.Named("api")}, svc, snk, board)
+		apiHandler = api.New(api.Config{Tokens: tokens, Logger: log.Named("api"), History: histLog, Backfills: backfillJobs,
+			Dashboards: integrations.NewDashboards(svc, snk, log.Named("dashboards"))}, svc, snk, board)
 	}
 	servers, err := listen(s, proc.Handler(reg, func() any { return snk.TenantStatus() }), apiHandler, log)
 	if err != nil {
@@ -133,15 +165,33 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	// The history writer outlives the processor, which writes the entries
+	// of its last deliveries while it drains: it stops after proc.Run has
+	// returned, and writes what is queued before serve returns.
+	histDone := make(chan struct{})
+	go func() { defer close(histDone); _ = histWriter.Run(bg) }()
+	defer func() { stopBG(); <-histDone }()
+	go func() {
+		if err := histLog.Run(bg); err != nil && bg.Err() == nil {
+			log.Error("history topic: stopped following it; the API's sync history stops here", zap.Error(err))
+		}
+	}()
 	caughtUp := make(chan struct{})
 	storeDone := make(chan error, 1)
 	go func() { storeDone <- store.Run(bg, func() { close(caughtUp) }) }()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-storeDone:
-		return err
-	case <-caughtUp:
+	jobsCaughtUp := make(chan struct{})
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- backfillJobs.Run(bg, func() { close(jobsCaughtUp) }) }()
+	for _, up := range []chan struct{}{caughtUp, jobsCaughtUp} {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-storeDone:
+			return err
+		case err := <-jobsDone:
+			return err
+		case <-up:
+		}
 	}
 	if err := svc.CheckKeys(); err != nil {
 		return err
@@ -169,6 +219,9 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 	// topic, made by any replica, reaches the routes.
 	store.OnChange(func() { snk.SetTenants(svc.Tenants()) })
 	snk.SetTenants(svc.Tenants())
+	// Any replica runs backfill jobs, whichever replica's API started
+	// them; the jobs' leases keep each on one runner.
+	proc.RunBackfills(newRunnerJobs(backfillJobs, svc, histLog), board.Member())
 	go func() {
 		if err := board.Run(bg); err != nil && bg.Err() == nil {
 			log.Error("status topic: stopped following it; the API shows this replica's status only", zap.Error(err))
@@ -182,7 +235,7 @@ func serveUntil(ctx context.Context, s settings, log *zap.Logger, started func(*
 		zap.Strings("brokers", pcfg.Brokers), zap.String("topic", pcfg.Topic), zap.String("group", pcfg.Group),
 		zap.Int("integrations", len(svc.List())))
 	if started != nil {
-		started(&running{proc: proc, sink: snk, store: svc, registry: reg, httpAddr: servers.httpAddr, apiAddr: servers.apiAddr})
+		started(&running{proc: proc, sink: snk, store: svc, jobs: backfillJobs, registry: reg, httpAddr: servers.httpAddr, apiAddr: servers.apiAddr})
 	}
 
 	runErr := proc.Run(ctx)
@@ -318,6 +371,19 @@ func setMemoryLimit(s settings, log *zap.Logger) {
 // means the batch needs no more work.
 type deliverer struct{ s *sink.Sink }
 
-func (d deliverer) Deliver(b aggregate.Batch, done func(accepted bool)) {
-	d.s.Deliver(b, func(o sink.Outcome) { done(o != sink.Abandoned) })
+func (d deliverer) Deliver(b aggregate.Batch, done func(processor.Receipt)) {
+	d.s.Deliver(b, func(r sink.Receipt) {
+		var limited int64
+		if r.RateLimited {
+			limited = 1
+		}
+		done(processor.Receipt{
+			Accepted: r.Outcome != sink.Abandoned,
+			Delivery: aggregate.Delivery{
+				Logs: r.Logs, LogsDropped: r.LogsDropped, Requests: r.Requests, Retries: r.Retries,
+				Bytes: r.Bytes, Micros: r.Duration.Microseconds(), RateLimited: limited, Status: int64(r.StatusCode),
+			},
+			Points: r.Points, PointsDropped: r.PointsDropped, PointsTooOld: r.PointsTooOld, Error: r.Error,
+		})
+	})
 }

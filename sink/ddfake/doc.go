@@ -22,6 +22,20 @@
 //   - "Validate API key", https://docs.datadoghq.com/api/latest/authentication/#validate-api-key
 //     (GET /api/v1/validate) and "Validate API and application keys",
 //     https://docs.datadoghq.com/api/latest/key-management/ (GET /api/v2/validate_keys).
+//   - "Dashboards", https://docs.datadoghq.com/api/latest/dashboards/
+//     (POST /api/v1/dashboard; GET, PUT, DELETE /api/v1/dashboard/{id}) and
+//     "Monitors", https://docs.datadoghq.com/api/latest/monitors/ (GET, POST
+//     /api/v1/monitor; GET, PUT, DELETE /api/v1/monitor/{id}), both needing
+//     the API key and an application key of the same account (403
+//     otherwise). The Dashboard schema requires title, layout_type (ordered
+//     or free) and widgets, and takes at most 5 tags, each team:<name>; the
+//     Monitor schema requires type (the MonitorType enum) and query. Errors
+//     are APIErrorResponse, {"errors":["..."]}; unknown ids answer 404.
+//     Answers carry the read-only fields: a dashboard's id ("abc-123-def"),
+//     url (/dashboard/<id>/<title slug>), author and times, its widgets'
+//     ids; a monitor's integer id, creator, times, overall_state and multi.
+//     Deletions answer {"deleted_dashboard_id": id} and
+//     {"deleted_monitor_id": id}.
 //   - "Rate Limits", https://docs.datadoghq.com/api/latest/rate-limits/
 //     (the X-RateLimit-* headers; Reset is seconds until the window resets,
 //     Period is calendar aligned).
@@ -75,6 +89,19 @@
 //   - If a request's Host is api.<site> or http-intake.logs.<site> for a known
 //     site and the key's Account.Site is set and differs, the key is treated
 //     as unknown (403), as keys belong to one site. Otherwise Site is ignored.
+//   - Dashboards: each widget needs a definition whose type is a widget
+//     type of the spec; timeseries, query_value, toplist and the other
+//     request-based widgets need requests, each a legacy q or formula
+//     queries (data_source, name, query) whose formulas name only those
+//     queries; a free layout needs every widget's layout; a group holds an
+//     ordered list of widgets. Queries themselves are not parsed.
+//   - Monitors: "query alert" and "metric alert" queries must match the
+//     documented grammar time_aggr(last_#m|h|1d|1w):query operator #, and
+//     options.thresholds.critical, when given, must equal the query's
+//     threshold (Datadog: "Alert threshold ... does not match that used in
+//     the query"). name and message are optional, as in the schema. PUT
+//     merges the given fields (MonitorUpdateRequest) and refuses a type
+//     change. monitor_tags lists tags a monitor must all carry.
 //
 // # Not modelled
 //
@@ -88,7 +115,8 @@
 //     Historical Metrics Ingestion, rollups and aggregation across
 //     timestamps, custom-metric billing and quotas.
 //   - Percentile computation for distributions, the v1 /api/v1/series endpoint,
-//     events, dashboards and every other API.
+//     events, dashboard lists, listing, restoring or sharing dashboards,
+//     monitor search, validation, downtimes and states, and every other API.
 //   - Per-site hosts: all endpoints are served on one address.
 //   - HTTP/2, TLS, and the intake's proxy or load-balancer behaviour.
 package ddfake

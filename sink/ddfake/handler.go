@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,7 @@ const (
 
 type endpoint struct {
 	name   string // X-RateLimit-Name, and the rate-limit bucket
-	method string
+	method string // one method, or several as "GET, PUT" (the Allow header's form)
 	style  errorStyle
 	auth   authKind
 	handle func(s *Server, r *http.Request, account string, st *reqState) answer
@@ -41,8 +42,29 @@ func route(path string) (endpoint, bool) {
 		return endpoint{"auth_validate", http.MethodGet, apiErrors, authAPI, (*Server).handleValidate}, true
 	case "/api/v2/validate_keys":
 		return endpoint{"auth_validate_keys", http.MethodGet, apiErrors, authBoth, (*Server).handleValidateKeys}, true
+	case "/api/v1/dashboard":
+		return endpoint{"dashboards", http.MethodPost, apiErrors, authBoth, (*Server).handleDashboards}, true
+	case "/api/v1/monitor":
+		return endpoint{"monitors", "GET, POST", apiErrors, authBoth, (*Server).handleMonitors}, true
+	}
+	// One path segment after the collection: a dashboard or monitor id.
+	if id, ok := strings.CutPrefix(path, "/api/v1/dashboard/"); ok && id != "" && !strings.Contains(id, "/") {
+		return endpoint{"dashboards", "GET, PUT, DELETE", apiErrors, authBoth, (*Server).handleDashboard}, true
+	}
+	if id, ok := strings.CutPrefix(path, "/api/v1/monitor/"); ok && id != "" && !strings.Contains(id, "/") {
+		return endpoint{"monitors", "GET, PUT, DELETE", apiErrors, authBoth, (*Server).handleMonitor}, true
 	}
 	return endpoint{name: "unknown", style: apiErrors}, false
+}
+
+// allows reports whether an endpoint's method list ("GET, PUT") has m.
+func (ep endpoint) allows(m string) bool {
+	for _, x := range strings.Split(ep.method, ", ") {
+		if x == m {
+			return true
+		}
+	}
+	return false
 }
 
 // reqState is one request in flight: its record and what is needed to
@@ -86,7 +108,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		ri = s.peekRate(ep.name, st.rec.Account)
 		s.mu.Unlock()
-	case r.Method != ep.method:
+	case !ep.allows(r.Method):
 		a = errorAnswer(ep.style, http.StatusMethodNotAllowed, "Method Not Allowed")
 		a.header = http.Header{"Allow": {ep.method}}
 		s.mu.Lock()

@@ -28,6 +28,9 @@ type Server struct {
 	stats    Stats
 	requests []RequestRecord
 	windows  map[windowKey]*window
+	// boardSeq and monitorSeq number dashboards and monitors across
+	// accounts, as Datadog's ids are unique.
+	boardSeq, monitorSeq int64
 
 	faultMu sync.Mutex // own lock: SetFault never waits behind request processing
 	faults  []*faultState

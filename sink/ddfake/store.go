@@ -121,6 +121,7 @@ type accountData struct {
 	writes      []Write
 	dists       []DistributionPoint
 	invalidTags map[string]struct{}
+	boards      *boards // dashboards and monitors, made on first use
 }
 
 func newAccountData() *accountData {

@@ -10,9 +10,9 @@ export function statusOf(it) {
     case 'syncing':
       return { key: 'syncing', text: 'Syncing', tone: 'info' };
     case 'backfilling': {
-      // Not served yet: backfill is a later issue. Shown when it comes.
-      const p = Number(it.backfill_progress ?? it.progress);
-      const pct = Number.isFinite(p) ? Math.round(p <= 1 ? p * 100 : p) : null;
+      // backfill.percent is 0 to 100, 0 until the records to scan are known.
+      const p = it.backfill ? Number(it.backfill.percent) : NaN;
+      const pct = Number.isFinite(p) ? Math.floor(p) : null;
       return { key: 'backfilling', text: pct === null ? 'Backfilling' : `Backfilling ${pct}%`, tone: 'info' };
     }
     case 'paused':
