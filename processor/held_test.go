@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/futureagi/prism-exporter/aggregate"
+	"github.com/futureagi/prism-exporter/history"
 	"github.com/futureagi/prism-exporter/schemas"
 )
 
@@ -119,5 +120,28 @@ func TestPartialsCarryTheirWindowsLogs(t *testing.T) {
 	answerAll(pt, rec, func(aggregate.Batch) Receipt { return Receipt{} })
 	if n := len(pt.out.take(nil)); n != 0 {
 		t.Errorf("%d partial writes after abandoned logs", n)
+	}
+}
+
+// A window's outcome, from what became of its logs and points.
+func TestOutcomeOfAWindow(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		d             aggregate.Delivery
+		pointsDropped int64
+		tooOld        bool
+		want          history.Outcome
+	}{
+		{"all went", aggregate.Delivery{Logs: 5}, 0, false, history.Success},
+		{"after 429s", aggregate.Delivery{Logs: 5, RateLimited: 2, Status: 429}, 0, false, history.RateLimited},
+		{"points too old, logs went", aggregate.Delivery{Logs: 5}, 13, true, history.TooOld},
+		{"points and logs too old", aggregate.Delivery{LogsDropped: 5}, 13, true, history.TooOld},
+		{"key refused", aggregate.Delivery{LogsDropped: 5, Status: 403}, 13, false, history.Failed},
+		{"some logs refused", aggregate.Delivery{Logs: 4, LogsDropped: 1, Status: 400}, 0, false, history.Partial},
+		{"points too old, a log refused", aggregate.Delivery{Logs: 4, LogsDropped: 1, Status: 400}, 13, true, history.Partial},
+	} {
+		if got := outcomeOf(c.d, c.pointsDropped, c.tooOld); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
 	}
 }

@@ -41,14 +41,15 @@ func finishEntry(e history.Entry, logs aggregate.Delivery, r Receipt, at time.Ti
 
 // outcomeOf tells how a window went from what became of its logs and
 // points:
-//   - too_old: nothing could be sent, Datadog no longer takes it;
+//   - too_old: Datadog no longer takes the window's points (its logs went
+//     if they were younger than 18 h), and nothing was refused;
 //   - failed: nothing was accepted (the key was refused, say);
-//   - partial: some logs or points were not;
+//   - partial: some logs or points were refused or not sent;
 //   - rate_limited: all went through, after Datadog answered 429;
 //   - success: all went through.
 func outcomeOf(d aggregate.Delivery, pointsDropped int64, pointsTooOld bool) history.Outcome {
 	switch {
-	case d.Logs == 0 && pointsTooOld && (d.LogsDropped == 0 || d.Status == 0):
+	case pointsTooOld && d.Status == 0:
 		return history.TooOld
 	case d.Logs == 0 && (d.LogsDropped > 0 || pointsDropped > 0):
 		return history.Failed

@@ -102,11 +102,14 @@ func (b *runnerJobs) TooOld(ctx context.Context, job processor.BackfillJob) (map
 		}
 	}
 	out := map[aggregate.Window]aggregate.Delivery{}
-	q := history.Query{Outcome: history.TooOld, Limit: history.MaxLimit}
+	q := history.Query{Limit: history.MaxLimit}
+	// The runner's own entries: backfilled windows that were more than an
+	// hour old when the job was created, so that no combiner sent them.
+	tooOld := created.Add(-time.Hour)
 	for {
 		page := b.hist.Query(job.Tenant, q)
 		for _, e := range page.Entries {
-			if e.Source != history.SourceBackfill || e.At.Before(created) || !e.End.After(job.From) || !e.Start.Before(job.Until) {
+			if e.Source != history.SourceBackfill || e.At.Before(created) || !e.Start.Before(tooOld) || !e.End.After(job.From) || !e.Start.Before(job.Until) {
 				continue
 			}
 			out[aggregate.Window{Start: e.Start.UTC(), Length: e.End.Sub(e.Start)}] = aggregate.Delivery{

@@ -43,6 +43,7 @@ const (
 	consoleOrg    = "org_console"
 	consoleAPIKey = "ddapi0console0000000000000000a1b2"
 	consoleNewKey = "ddapi0console0000000000000000c3d4"
+	consoleAppKey = "ddapp0console00000000000000000a1b2"
 )
 
 // inCI reports whether missing tools must fail rather than skip.
@@ -107,7 +108,9 @@ type consoleEnv struct {
 	tokens map[string]string // by role
 }
 
-func newConsoleEnv(t *testing.T) *consoleEnv {
+// newConsoleEnv starts it; tune changes the exporter's settings first (a
+// slower backfill, say).
+func newConsoleEnv(t *testing.T, tune ...func(*settings)) *consoleEnv {
 	t.Helper()
 	if testing.Short() {
 		// Minutes of real sync windows: they have their own target.
@@ -137,6 +140,9 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	s.TenantsFile = ""
 	s.APITokensFile = tokensFile
 	s.SecretsKey = sink.Secret(base64.StdEncoding.EncodeToString(randomBytes(32)))
+	for _, f := range tune {
+		f(&s)
+	}
 	e.runInProcess(s)
 
 	deadline := time.Now().Add(90 * time.Second)
@@ -233,6 +239,31 @@ func (ce *consoleEnv) feed(org string, perSecond int) (stop func()) {
 	}
 	ce.t.Cleanup(stop)
 	return stop
+}
+
+// produceAt writes n gateway records of org with event times spread over
+// [from, from+span), in time order and stamped in Kafka with their event
+// time, as the gateway's producer stamps them: history a backfill can read.
+func (ce *consoleEnv) produceAt(org string, n int, from time.Time, span time.Duration, seed int64) {
+	ce.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ce.brokers...), kgo.DefaultProduceTopic(ce.topic),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		ce.t.Fatal(err)
+	}
+	defer cl.Close()
+	g := gen.New(gen.Config{Tenants: []string{org}, Seed: seed})
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		ts := from.Add(span * time.Duration(i) / time.Duration(n))
+		_, v, _ := g.Next(ts)
+		recs = append(recs, &kgo.Record{Value: v, Timestamp: ts})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		ce.t.Fatal(err)
+	}
 }
 
 // browser is one headless Chromium tab on the console.
@@ -480,6 +511,34 @@ func (b *browser) fill(sel, text string) {
 	var ok bool
 	b.eval(fmt.Sprintf(`(el => { el.value = ''; el.dispatchEvent(new Event('input', {bubbles: true})); return true })(document.querySelector(%q))`, sel), &ok)
 	b.run(chromedp.SendKeys(sel, text, chromedp.ByQuery))
+}
+
+// setValue sets a field's value as a picker would (a datetime-local or a
+// select), and tells the page with input and change events.
+func (b *browser) setValue(sel, value string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(sel, chromedp.ByQuery))
+	var ok bool
+	b.eval(fmt.Sprintf(`(el => { el.focus(); el.value = %q; el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true})); return el.value === %q })(document.querySelector(%q))`, value, value, sel), &ok)
+	if !ok {
+		b.t.Fatalf("%s does not take the value %q", sel, value)
+	}
+}
+
+// attr is an attribute of the first element sel matches, "" when absent.
+func (b *browser) attr(sel, name string) string {
+	b.t.Helper()
+	var s string
+	b.eval(fmt.Sprintf(`((document.querySelector(%q) || {getAttribute: () => ''}).getAttribute(%q)) || ''`, sel, name), &s)
+	return s
+}
+
+// count is how many elements sel matches.
+func (b *browser) count(sel string) int {
+	b.t.Helper()
+	var n int
+	b.eval(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n)
+	return n
 }
 
 func (b *browser) text(sel string) string {

@@ -154,8 +154,9 @@ func (e *env) settings() settings {
 		IntegrationsTopic: e.intTopic, StatusTopic: e.intTopic + ".status",
 		// Each test its own: a shared partials topic would hand one test's
 		// windows to another's combiner (the tenants' ids repeat).
-		PartialsTopic: e.topic + ".partials",
-		HistoryTopic:  e.topic + ".history",
+		PartialsTopic:  e.topic + ".partials",
+		HistoryTopic:   e.topic + ".history",
+		BackfillsTopic: e.topic + ".backfills",
 	}
 }
 
@@ -173,6 +174,7 @@ func (e *env) environ() []string {
 		"PRISM_STATUS_TOPIC="+s.StatusTopic,
 		"PRISM_PARTIALS_TOPIC="+s.PartialsTopic,
 		"PRISM_HISTORY_TOPIC="+s.HistoryTopic,
+		"PRISM_BACKFILLS_TOPIC="+s.BackfillsTopic,
 		"PRISM_TENANTS_RELOAD_INTERVAL=1s",
 		"PRISM_DATADOG_URL="+s.DatadogURL,
 		"PRISM_DATADOG_TIMEOUT=10s",

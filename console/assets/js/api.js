@@ -26,6 +26,10 @@ function describeStatus(status) {
       return 'Your token is not allowed to do this.';
     case 404:
       return 'Not found.';
+    case 409:
+      return 'The exporter refused: the integration is not in a state that allows this.';
+    case 422:
+      return 'The exporter could not do this with the integration as it is.';
     case 501:
       return 'This exporter cannot do that yet.';
     case 503:
@@ -83,6 +87,19 @@ export function createApi({ token, onUnauthorized }) {
     resume: (id) => call('POST', `${one(id)}/resume`),
     retry: (id) => call('POST', `${one(id)}/retry`),
     remove: (id) => call('DELETE', one(id)),
+    // The sync history, newest window first: {syncs, next_cursor}.
+    syncs: (id, { outcome, limit, cursor } = {}) => {
+      const q = new URLSearchParams();
+      if (outcome) q.set('outcome', outcome);
+      if (limit) q.set('limit', String(limit));
+      if (cursor) q.set('cursor', cursor);
+      const qs = q.toString();
+      return call('GET', `${one(id)}/syncs${qs ? `?${qs}` : ''}`);
+    },
+    startBackfill: (id, body) => call('POST', `${one(id)}/backfill`, body),
+    cancelBackfill: (id) => call('DELETE', `${one(id)}/backfill`),
+    // body is optional: {monitors: {error_rate?, p95_latency_ms?, cost_per_hour?}}.
+    dashboard: (id, body) => call('POST', `${one(id)}/dashboard`, body),
   };
 }
 

@@ -2,6 +2,8 @@ import { h, replace, uid } from './dom.js';
 import { alertBox, errorText, field, keyField, siteOptions, verdictLine } from './fields.js';
 import { canWrite, defaultInterval, intervalLabel, intervals, shortInterval, siteLabel } from './format.js';
 import { renderVerify } from './verify.js';
+import { dashboardOutcome } from './dashboard.js';
+import { renderCoverage } from './backfill.js';
 
 const advice = 'Every 5 minutes works for most setups. Use 1-2 minutes if you need near real-time visibility.';
 
@@ -58,8 +60,9 @@ export function renderConnect(root, ctx) {
   };
   settings.onSubmit = async (choices, status, button) => {
     const body = { ...creds.body(), sync_interval: choices.interval, historical: choices.historical };
+    if (choices.dashboard && body.app_key) body.create_dashboard = true;
     button.disabled = true;
-    button.textContent = 'Connecting…';
+    button.textContent = body.create_dashboard ? 'Connecting, and making the dashboard…' : 'Connecting…';
     replace(status);
     try {
       const it = await api.create(body);
@@ -221,8 +224,7 @@ function credentialsStep(api, me) {
 }
 
 // settingsStep is step 2: sync interval, historical data, and the
-// dashboard option (shown, and disabled: the server does not build
-// dashboards yet).
+// dashboard option (when an application key was given).
 function settingsStep() {
   const summary = h('div', { class: 'summary' });
   const intervalName = uid('interval');
@@ -259,10 +261,11 @@ function settingsStep() {
   });
 
   const dashId = uid('dash');
-  const dashboard = h('div', { class: 'checkbox is-disabled', hidden: true },
-    h('input', { type: 'checkbox', id: dashId, disabled: true, 'aria-describedby': `${dashId}-note` }),
-    h('label', { for: dashId }, 'Create a dashboard and monitors'),
-    h('span', { class: 'tag', id: `${dashId}-note` }, 'coming soon'));
+  const dashBox = h('input', { type: 'checkbox', id: dashId, name: 'create_dashboard', 'aria-describedby': `${dashId}-note`, dataset: { test: 'create-dashboard' } });
+  const dashboard = h('div', { class: 'checkbox-field', hidden: true },
+    h('div', { class: 'checkbox' }, dashBox, h('label', { for: dashId }, 'Create a dashboard and monitors')),
+    h('p', { class: 'field__hint', id: `${dashId}-note` },
+      'In your Datadog account, with the application key: requests, errors, latency, tokens and cost by model and provider, and monitors of the error rate (above 5%), p95 latency (above 5000 ms) and cost (above $50 an hour). Thresholds can be changed later on the integration’s page.'));
 
   const status = h('div', { class: 'form-status' });
   const back = h('button', { type: 'button', class: 'btn btn--ghost' }, 'Back');
@@ -310,7 +313,7 @@ function settingsStep() {
       historical.from = new Date(f).toISOString();
       historical.to = new Date(t).toISOString();
     }
-    step.onSubmit?.({ interval, historical }, status, submit);
+    step.onSubmit?.({ interval, historical, dashboard: !dashboard.hidden && dashBox.checked }, status, submit);
   });
   return step;
 }
@@ -321,6 +324,8 @@ function showDone(box, it) {
     h('div', { class: 'done__mark', 'aria-hidden': 'true' }),
     h('h2', { id: 'step3-title', tabindex: '-1' }, `Datadog is connected for ${it.org_id}`),
     h('p', { class: 'lead' }, `Requests are sent to ${siteLabel(it.site, it.site_host)}, ${intervalLabel(it.sync_interval).toLowerCase()}.`),
+    dashboardOutcome(it),
+    it.backfill?.coverage ? renderCoverage(it.backfill.coverage, 'History: what Datadog takes of it, as of now') : null,
     renderVerify(it),
     h('div', { class: 'actions' },
       h('a', { class: 'btn btn--ghost', href: '#/integrations' }, 'Back to integrations'),

@@ -4,12 +4,16 @@ import { absolute, canWrite, count, historicalLabel, intervalLabel, relative, si
 import { badge } from './status.js';
 import { openDelete, openEdit } from './dialogs.js';
 import { renderTroubleshooting } from './troubleshoot.js';
+import { renderHistory } from './history.js';
+import { backfillCard, openBackfill } from './backfill.js';
+import { dashboardCard } from './dashboard.js';
 
 const refreshEvery = 3000;
 
 // renderDetail is one integration: its status (refreshed every few
 // seconds), what to do about an error, the actions the token may take, its
-// facts, and troubleshooting.
+// backfill, its sync history, its dashboard, its facts, and
+// troubleshooting.
 export function renderDetail(root, ctx) {
   const { api, me, id } = ctx;
   const title = h('h1', { class: 'mono-title' }, 'Integration');
@@ -38,6 +42,7 @@ export function renderDetail(root, ctx) {
         replace(statusSlot, page.status);
       }
       page.update(it);
+      page.history.tick(it);
     } catch (err) {
       if (stopped || err.status === 401) return;
       if (err.status === 404) {
@@ -91,8 +96,9 @@ export function renderDetail(root, ctx) {
     const pause = h('button', { type: 'button', class: 'btn', dataset: { test: 'pause' } }, 'Pause');
     const resume = h('button', { type: 'button', class: 'btn btn--primary', dataset: { test: 'resume' } }, 'Resume');
     const edit = h('button', { type: 'button', class: 'btn', dataset: { test: 'edit' } }, 'Edit');
+    const startBf = h('button', { type: 'button', class: 'btn', dataset: { test: 'start-backfill' } }, 'Start backfill');
     const del = h('button', { type: 'button', class: 'btn btn--danger-ghost', dataset: { test: 'delete' } }, 'Delete');
-    const toolbar = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Actions' }, pause, resume, edit, del);
+    const toolbar = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Actions' }, pause, resume, edit, startBf, del);
     const fileNote = h('p', { class: 'note', hidden: true });
     const roNote = writer ? null : h('p', { class: 'note', dataset: { test: 'readonly' } },
       'Read-only: a viewer token can see this integration but not change it.');
@@ -143,10 +149,17 @@ export function renderDetail(root, ctx) {
     const fId = fact('Integration ID', 'mono');
 
     let current = first;
+    const refreshSoon = () => refresh();
+    const bf = backfillCard({ api, id, writer, announce: ctx.announce, onChanged: refreshSoon });
+    const dash = dashboardCard({ api, id, writer, announce: ctx.announce, onChanged: refreshSoon, editAppKey: () => openEditDialog('app_key') });
+    const history = renderHistory({ api, id });
     const el = h('div', { class: 'detail' },
       h('div', { class: 'detail__head' }, sub, checked),
       writer ? toolbar : roNote, fileNote, actionMsg, errorPanel, notePanel,
       h('dl', { class: 'stats' }, sLast.el, sLogs.el, sPoints.el, sFailed.el),
+      bf.el,
+      history.el,
+      dash.el,
       h('section', { class: 'card', 'aria-labelledby': 'facts-title' },
         h('h2', { id: 'facts-title' }, 'Details'),
         h('dl', { class: 'facts' }, fSite.el, fKey.el, fApp.el, fInterval.el, fHist.el, fConnected.el, fResumed.el, fUpdated.el, fManaged.el, fId.el)),
@@ -168,6 +181,14 @@ export function renderDetail(root, ctx) {
       ctx.announce(`Resumed: new traffic${at} is exported.`);
     }));
     edit.addEventListener('click', () => openEditDialog());
+    startBf.addEventListener('click', () => openBackfill({
+      api, it: current,
+      onStarted: (job) => {
+        bf.started(job);
+        ctx.announce('Started the backfill. Its progress shows below, and the status reads Backfilling until it ends.');
+        refresh();
+      },
+    }));
     fixKeys.addEventListener('click', () => openEditDialog('api_key'));
     del.addEventListener('click', () => openDelete({
       api, it: current,
@@ -203,6 +224,7 @@ export function renderDetail(root, ctx) {
     return {
       el,
       status: statusRegion,
+      history,
       update(it) {
         current = it;
         const fromFile = it.managed_by === 'file';
@@ -214,7 +236,7 @@ export function renderDetail(root, ctx) {
         const paused = it.paused || it.status === 'paused';
         pause.hidden = paused;
         resume.hidden = !paused;
-        for (const btn of [pause, resume, edit, del]) btn.disabled = fromFile;
+        for (const btn of [pause, resume, edit, startBf, del]) btn.disabled = fromFile;
         fileNote.hidden = !fromFile;
         setText(fileNote, fromFile
           ? `This integration comes from the exporter\u2019s tenants file${it.file ? ` (${it.file})` : ''}: change it there. The API refuses changes to it.`
@@ -227,7 +249,9 @@ export function renderDetail(root, ctx) {
         if (!isError) replace(errResult);
         // A delivery in flight is "syncing" with no message: no panel, or it
         // would blink with every delivery.
-        const message = isError ? '' : it.status_message || '';
+        // Backfilling: the backfill section below says it all, in the page's
+        // words rather than the API's.
+        const message = isError || it.status === 'backfilling' ? '' : it.status_message || '';
         const hint = !isError && (message || paused) ? it.hint || '' : '';
         notePanel.hidden = !message && !hint;
         setText(noteMessage, message ? `${message.charAt(0).toUpperCase()}${message.slice(1)}.`.replace(/\.\.$/, '.') : '');
@@ -255,6 +279,8 @@ export function renderDetail(root, ctx) {
         setText(fUpdated.dd, absolute(it.updated_at));
         setText(fManaged.dd, fromFile ? 'The tenants file' : 'This console and the API');
         setText(fId.dd, it.id);
+        bf.update(it);
+        dash.update(it);
       },
       stale(err) {
         setText(checked, `Could not refresh: ${err.message}`);
@@ -269,6 +295,7 @@ export function renderDetail(root, ctx) {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    page?.history.stop();
     document.removeEventListener('visibilitychange', onVisible);
     document.querySelectorAll('dialog').forEach((d) => d.remove());
   };

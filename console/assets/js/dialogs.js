@@ -5,7 +5,7 @@ import { intervalLabel, intervals } from './format.js';
 // modal opens a <dialog> as a modal: the browser keeps focus inside it,
 // closes it on Escape and gives focus back to the opener. The dialog is
 // removed from the page when it closes.
-function modal(titleText, ...content) {
+export function modal(titleText, ...content) {
   const titleId = uid('dlg');
   const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': titleId },
     h('h2', { id: titleId, class: 'dialog__title' }, titleText), ...content);
@@ -64,7 +64,7 @@ export function openEdit({ api, it, sites, focus, onSaved }) {
     appKey.clear();
   });
   cancel.addEventListener('click', () => dlg.close());
-  ({ site: site.input, api_key: apiKey.input }[focus] ?? site.input).focus();
+  ({ site: site.input, api_key: apiKey.input, app_key: appKey.input }[focus] ?? site.input).focus();
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();

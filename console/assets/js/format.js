@@ -104,3 +104,93 @@ export function roleSummary(me) {
       return 'has a role this console does not know; the exporter decides what it may do';
   }
 }
+
+// duration is a delivery's time: "840 ms", "3.2 s", "2 min 5 s".
+export function duration(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+const clockFormat = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const clockMinutes = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit' });
+const dayFormat = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short' });
+
+function sameDay(a, b) {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+// shortTime is a time in the reader's zone, with the day when it is not
+// today: "07:31:02", "30 Nov 19:04:11". The zone is named once, beside the
+// table that uses it (zoneName).
+export function shortTime(iso, now = new Date()) {
+  const d = parseTime(iso);
+  if (!d) return '—';
+  return sameDay(d, now) ? clockFormat.format(d) : `${dayFormat.format(d)} ${clockFormat.format(d)}`;
+}
+
+// windowLabel is a sync window in the reader's zone: "07:30–07:31",
+// "30 Nov 12:05–12:10".
+export function windowLabel(startIso, endIso, now = new Date()) {
+  const a = parseTime(startIso);
+  const b = parseTime(endIso);
+  if (!a || !b) return '—';
+  const day = sameDay(a, now) ? '' : `${dayFormat.format(a)} `;
+  const endDay = sameDay(a, b) || b.getTime() - a.getTime() <= 0 ? '' : `${dayFormat.format(b)} `;
+  return `${day}${clockMinutes.format(a)}\u2013${endDay}${clockMinutes.format(b)}`;
+}
+
+// zoneName names the reader's time zone, as the tables' times are in it.
+export function zoneName(now = new Date()) {
+  const part = new Intl.DateTimeFormat('en-GB', { timeZoneName: 'short' }).formatToParts(now)
+    .find((p) => p.type === 'timeZoneName');
+  return part ? part.value : 'local time';
+}
+
+// utcLabel is a time in UTC, for what the user gave in UTC (a backfill's
+// range): "1 Dec 2026, 06:10 UTC".
+export function utcLabel(iso) {
+  const d = parseTime(iso);
+  if (!d) return '—';
+  const date = d.toLocaleDateString('en-GB', { timeZone: 'UTC', day: 'numeric', month: 'short', year: 'numeric' });
+  const time = d.toLocaleTimeString('en-GB', { timeZone: 'UTC', hour: '2-digit', minute: '2-digit' });
+  return `${date}, ${time} UTC`;
+}
+
+// toUTCInput is the value of a datetime-local input that holds UTC:
+// "2026-12-01T06:10".
+export function toUTCInput(d) {
+  return d.toISOString().slice(0, 16);
+}
+
+// fromUTCInput reads a datetime-local input that holds UTC; null when empty
+// or not a time.
+export function fromUTCInput(value) {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value ?? '')) return null;
+  const d = new Date(`${value}Z`);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+// Datadog's limits on the age of what it takes (docs/api.md, Backfill).
+export const logsMaxAgeMs = 18 * 3600 * 1000;
+export const metricsMaxAgeMs = 3600 * 1000;
+
+// coverageOf splits [from, to) as the API's coverage does, judged at now:
+// logs and metrics for the last hour, logs only up to 18 h back, nothing
+// before. Each part is null when empty.
+export function coverageOf(from, to, now = new Date()) {
+  const logsFrom = now.getTime() - logsMaxAgeMs;
+  const metricsFrom = now.getTime() - metricsMaxAgeMs;
+  const part = (a, b) => {
+    const s = Math.max(a, from.getTime());
+    const e = Math.min(b, to.getTime());
+    return s < e ? { from: new Date(s).toISOString(), to: new Date(e).toISOString() } : null;
+  };
+  return {
+    logs_and_metrics: part(metricsFrom, to.getTime()),
+    logs_only: part(logsFrom, metricsFrom),
+    not_sent: part(from.getTime(), logsFrom),
+  };
+}
