@@ -53,7 +53,8 @@ test-deploy:
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./schemas:FuzzDecode ./sink:FuzzParseTenants ./sink:FuzzServerWait \
 	./sink/ddfake:FuzzCheapCounters \
-	./api:FuzzParseTokens ./api:FuzzRequests ./aggregate:FuzzDecodePartial
+	./api:FuzzParseTokens ./api:FuzzRequests ./aggregate:FuzzDecodePartial \
+	./history:FuzzDecode ./integrations:FuzzJobsFold
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \

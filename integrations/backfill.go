@@ -373,7 +373,7 @@ func (j *Jobs) apply(m kafka.Message) (changed bool) {
 	v := &j.verdicts[m.Offset%int64(len(j.verdicts))]
 	*v = verdict{offset: m.Offset}
 	prev := j.byID[key]
-	if err != nil || rec.IntegrationID != key || rec.ID == "" {
+	if err != nil || key == "" || rec.IntegrationID != key || rec.ID == "" {
 		j.log.Error("backfills topic: record skipped: not a job", zap.Int64("offset", m.Offset), zap.String("key", key))
 		j.markDirty(prev)
 		return false

@@ -59,7 +59,7 @@ export function renderHistory({ api, id }) {
     tbody);
   // A wide table scrolls on its own on a narrow screen; a keyboard can
   // scroll it too.
-  const wrap = h('div', { class: 'table-wrap', role: 'region', tabindex: '0', 'aria-labelledby': titleId }, table);
+  const wrap = h('div', { class: 'table-wrap', role: 'region', tabindex: '0', 'aria-label': 'Sync history table' }, table);
   const empty = h('div', { class: 'empty empty--compact', hidden: true, dataset: { test: 'history-empty' } });
   const problem = h('div', { class: 'form-status' });
   const newer = h('button', { type: 'button', class: 'btn btn--sm', dataset: { test: 'history-newer' } },
