@@ -259,12 +259,11 @@ type Jobs struct {
 	log   *zap.Logger
 	now   func() time.Time
 
-	mu      sync.RWMutex
-	byID    map[string]*jobEntry // by integration id
-	applied int64
-	moved   chan struct{}
-	ready   bool
-	subs    []func()
+	mu    sync.RWMutex
+	byID  map[string]*jobEntry // by integration id
+	mark  *readMark
+	ready bool
+	subs  []func()
 	// verdicts are the fold's verdicts on the latest records, by offset
 	// modulo their number, for a writer to learn whether its own record
 	// was taken: the state may have moved on by the time it looks.
@@ -292,13 +291,12 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	}
 	configs := map[string]string{"min.compaction.lag.ms": fmt.Sprint(compactionLag.Milliseconds())}
 	return &Jobs{
-		cfg:     cfg,
-		topic:   newTopic(cfg.Topic, "PRISM_BACKFILLS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, configs, cfg.Logger, cfg.Outage),
-		log:     cfg.Logger,
-		now:     cfg.Clock,
-		byID:    map[string]*jobEntry{},
-		applied: -1,
-		moved:   make(chan struct{}),
+		cfg:   cfg,
+		topic: newTopic(cfg.Topic, "PRISM_BACKFILLS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, configs, cfg.Logger, cfg.Outage),
+		log:   cfg.Logger,
+		now:   cfg.Clock,
+		byID:  map[string]*jobEntry{},
+		mark:  newReadMark(),
 	}, nil
 }
 
@@ -480,29 +478,14 @@ func sameJob(a, b Job) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
-func (j *Jobs) advance(offset int64) {
-	j.mu.Lock()
-	j.applied = offset
-	close(j.moved)
-	j.moved = make(chan struct{})
-	j.mu.Unlock()
-}
+func (j *Jobs) advance(offset int64) { j.mark.advance(offset) }
 
 // waitApplied returns once the record at offset has been read back.
 func (j *Jobs) waitApplied(ctx context.Context, offset int64) error {
-	for {
-		j.mu.RLock()
-		applied, moved := j.applied, j.moved
-		j.mu.RUnlock()
-		if applied >= offset {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("backfill: waiting to read back a write: %w", ctx.Err())
-		case <-moved:
-		}
+	if err := j.mark.wait(ctx, offset); err != nil {
+		return fmt.Errorf("backfill: %w", err)
 	}
+	return nil
 }
 
 // Get returns the integration's current job (active or the last ended one).

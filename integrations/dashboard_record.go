@@ -144,8 +144,4 @@ func (s *Store) produceAll(ctx context.Context, ins []Integration) error {
 }
 
 // changed is closed at the next record the store reads.
-func (s *Store) changed() <-chan struct{} {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.moved
-}
+func (s *Store) changed() <-chan struct{} { return s.mark.changed() }

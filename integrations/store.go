@@ -39,13 +39,12 @@ type Store struct {
 	topic *topic
 	log   *zap.Logger
 
-	mu      sync.RWMutex
-	byID    map[string]*Integration
-	byOrg   map[string]map[string]bool // org id -> integration ids
-	applied int64                      // offset of the last record read, -1 before any
-	moved   chan struct{}              // closed and replaced whenever applied moves
-	ready   bool
-	subs    []func()
+	mu    sync.RWMutex
+	byID  map[string]*Integration
+	byOrg map[string]map[string]bool // org id -> integration ids
+	mark  *readMark
+	ready bool
+	subs  []func()
 }
 
 // NewStore prepares a store; Start reads the topic.
@@ -60,13 +59,12 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	return &Store{
-		cfg:     cfg,
-		topic:   newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger, cfg.Outage),
-		log:     cfg.Logger,
-		byID:    map[string]*Integration{},
-		byOrg:   map[string]map[string]bool{},
-		applied: -1,
-		moved:   make(chan struct{}),
+		cfg:   cfg,
+		topic: newTopic(cfg.Topic, "PRISM_INTEGRATIONS_TOPIC", cfg.Brokers, cfg.Dialer, cfg.Transport, cfg.Create, nil, cfg.Logger, cfg.Outage),
+		log:   cfg.Logger,
+		byID:  map[string]*Integration{},
+		byOrg: map[string]map[string]bool{},
+		mark:  newReadMark(),
 	}, nil
 }
 
@@ -172,29 +170,14 @@ func (s *Store) apply(m kafka.Message) (changed bool) {
 	return changed
 }
 
-func (s *Store) advance(offset int64) {
-	s.mu.Lock()
-	s.applied = offset
-	close(s.moved)
-	s.moved = make(chan struct{})
-	s.mu.Unlock()
-}
+func (s *Store) advance(offset int64) { s.mark.advance(offset) }
 
 // waitApplied returns once the record at offset has been read back.
 func (s *Store) waitApplied(ctx context.Context, offset int64) error {
-	for {
-		s.mu.RLock()
-		applied, moved := s.applied, s.moved
-		s.mu.RUnlock()
-		if applied >= offset {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("integrations: waiting to read back a write: %w", ctx.Err())
-		case <-moved:
-		}
+	if err := s.mark.wait(ctx, offset); err != nil {
+		return fmt.Errorf("integrations: %w", err)
 	}
+	return nil
 }
 
 // Get returns a copy of the integration with this id.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -214,4 +215,46 @@ func EnsureCompactedTopic(ctx context.Context, client *kafka.Client, topic, env 
 		return fmt.Errorf("creating compacted topic %q (%s): %w", topic, env, err)
 	}
 	return nil
+}
+
+// readMark is how far a follower has applied its topic: a writer waits on
+// it to read its own write back, and so to see the fold's verdict on it.
+type readMark struct {
+	mu      sync.Mutex
+	applied int64         // offset of the last record applied, -1 before any
+	moved   chan struct{} // closed and replaced whenever applied moves
+}
+
+func newReadMark() *readMark { return &readMark{applied: -1, moved: make(chan struct{})} }
+
+func (r *readMark) advance(offset int64) {
+	r.mu.Lock()
+	r.applied = offset
+	close(r.moved)
+	r.moved = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// changed is closed when the next record is applied.
+func (r *readMark) changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.moved
+}
+
+// wait returns once the record at offset has been applied.
+func (r *readMark) wait(ctx context.Context, offset int64) error {
+	for {
+		r.mu.Lock()
+		applied, moved := r.applied, r.moved
+		r.mu.Unlock()
+		if applied >= offset {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to read back a write: %w", ctx.Err())
+		case <-moved:
+		}
+	}
 }
