@@ -45,6 +45,7 @@ type world struct {
 	t       *testing.T
 	srv     *httptest.Server
 	dd      *ddfake.Server
+	ddURL   string
 	svc     *integrations.Service
 	jobs    *integrations.Jobs
 	brokers []string
@@ -75,6 +76,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.ddURL = ddURL
 	t.Cleanup(func() { _ = w.dd.Close() })
 
 	core, logs := observer.New(zapcore.DebugLevel)
@@ -134,7 +136,9 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := New(Config{Tokens: tokens, Logger: log.Named("api"), ValidatePerMinute: 600, ValidateBurst: 100, Backfills: w.jobs}, w.svc, snk, integrations.LocalStatus(snk.TenantStatus))
+	dash := integrations.NewDashboards(w.svc, snk, log.Named("dashboards"))
+	api := New(Config{Tokens: tokens, Logger: log.Named("api"), ValidatePerMinute: 600, ValidateBurst: 100, Backfills: w.jobs, Dashboards: dash},
+		w.svc, snk, integrations.LocalStatus(snk.TenantStatus))
 	w.srv = httptest.NewServer(api)
 	t.Cleanup(w.srv.Close)
 	return w

@@ -1,103 +1,18 @@
 package api
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/futureagi/prism-exporter/integrations"
-	"github.com/futureagi/prism-exporter/sink"
 	"github.com/futureagi/prism-exporter/sink/ddfake"
 )
 
-// dashboardWorld is newWorld with dashboards: org_a's account takes
-// appKeyA, org_b has no application key. It returns the stand-in's URL,
-// where the links point.
+// dashboardWorld is newWorld and the stand-in's URL, where the links
+// point: org_a's account takes appKeyA, org_b has no application key.
 func dashboardWorld(t *testing.T) (*world, string) {
-	t.Helper()
-	w := &world{t: t, tokens: map[string]string{}}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	w.brokers = cluster.ListenAddrs()
-	w.dd = ddfake.New(ddfake.WithAccounts(
-		ddfake.Account{Name: "org_a", APIKeys: []string{keyA, keyA2}, AppKeys: []string{appKeyA}},
-		ddfake.Account{Name: "org_b", APIKeys: []string{keyB}},
-	))
-	ddURL, err := w.dd.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.dd.Close() })
-	core, logs := observer.New(zapcore.DebugLevel)
-	w.logs = logs
-	log := zap.New(core)
-	snk, err := sink.New(sink.Config{BaseURL: ddURL, MaxBackoff: 20 * time.Millisecond}, prometheus.NewRegistry(), log.Named("sink"), noDeadLetters{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = snk.Close(context.Background()) })
-	store, err := integrations.NewStore(integrations.StoreConfig{Topic: "integrations", Brokers: w.brokers, Create: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k [32]byte
-	_, _ = rand.Read(k[:])
-	kr, err := integrations.ParseKeyring(base64.StdEncoding.EncodeToString(k[:]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.svc = integrations.NewService(store, kr, nil, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- store.Run(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-ready
-
-	var tf strings.Builder
-	tf.WriteString("tokens:\n")
-	for _, tk := range []struct{ name, role, org string }{
-		{"ops", "admin", ""}, {"acme", "owner", "org_a"}, {"acme-ro", "viewer", "org_a"}, {"bravo", "owner", "org_b"},
-	} {
-		token := "tok-" + tk.name + "-0123456789"
-		w.tokens[tk.name] = token
-		sum := sha256.Sum256([]byte(token))
-		tf.WriteString("  - name: " + tk.name + "\n    sha256: " + hex.EncodeToString(sum[:]) + "\n    role: " + tk.role + "\n")
-		if tk.org != "" {
-			tf.WriteString("    org_id: " + tk.org + "\n")
-		}
-	}
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(path, []byte(tf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := LoadTokens(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dash := integrations.NewDashboards(w.svc, snk, log.Named("dashboards"))
-	api := New(Config{Tokens: tokens, Logger: log.Named("api"), ValidatePerMinute: 600, ValidateBurst: 100, Dashboards: dash},
-		w.svc, snk, integrations.LocalStatus(snk.TenantStatus))
-	w.srv = httptest.NewServer(api)
-	t.Cleanup(w.srv.Close)
-	return w, ddURL
+	w := newWorld(t)
+	return w, w.ddURL
 }
 
 func dig(v any, path ...string) any {
