@@ -262,8 +262,7 @@ type Jobs struct {
 	mu    sync.RWMutex
 	byID  map[string]*jobEntry // by integration id
 	mark  *readMark
-	ready bool
-	subs  []func()
+	watch watchers
 	// verdicts are the fold's verdicts on the latest records, by offset
 	// modulo their number, for a writer to learn whether its own record
 	// was taken: the state may have moved on by the time it looks.
@@ -302,18 +301,10 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 
 // OnChange registers f, called (from the jobs' goroutine) after changes read
 // from the topic, and once when the jobs are first caught up.
-func (j *Jobs) OnChange(f func()) {
-	j.mu.Lock()
-	j.subs = append(j.subs, f)
-	j.mu.Unlock()
-}
+func (j *Jobs) OnChange(f func()) { j.watch.add(f) }
 
 // Ready reports whether the topic has been read to the end it had at start.
-func (j *Jobs) Ready() bool {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	return j.ready
-}
+func (j *Jobs) Ready() bool { return j.watch.isReady() }
 
 // Run creates the topic if asked to, reads it to its end, calls caughtUp,
 // then follows it until ctx ends, writing again the state of any key whose
@@ -329,10 +320,10 @@ func (j *Jobs) Run(ctx context.Context, caughtUp func()) error {
 		}
 	}, func() {
 		pending = false
-		j.mu.Lock()
-		j.ready = true
+		j.watch.markReady()
+		j.mu.RLock()
 		n := len(j.byID)
-		j.mu.Unlock()
+		j.mu.RUnlock()
 		j.log.Info("backfills topic read to its end", zap.String("topic", j.cfg.Topic), zap.Int("jobs", n))
 		if caughtUp != nil {
 			caughtUp()
@@ -341,14 +332,7 @@ func (j *Jobs) Run(ctx context.Context, caughtUp func()) error {
 	})
 }
 
-func (j *Jobs) notify() {
-	j.mu.RLock()
-	subs := append([]func(){}, j.subs...)
-	j.mu.RUnlock()
-	for _, f := range subs {
-		f()
-	}
-}
+func (j *Jobs) notify() { j.watch.notify() }
 
 // apply folds one record into the state.
 func (j *Jobs) apply(m kafka.Message) (changed bool) {

@@ -43,8 +43,7 @@ type Store struct {
 	byID  map[string]*Integration
 	byOrg map[string]map[string]bool // org id -> integration ids
 	mark  *readMark
-	ready bool
-	subs  []func()
+	watch watchers
 }
 
 // NewStore prepares a store; Start reads the topic.
@@ -70,19 +69,11 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 
 // OnChange registers f, called (from the store's goroutine) after every
 // change read from the topic, and once when the store is first caught up.
-func (s *Store) OnChange(f func()) {
-	s.mu.Lock()
-	s.subs = append(s.subs, f)
-	s.mu.Unlock()
-}
+func (s *Store) OnChange(f func()) { s.watch.add(f) }
 
 // Ready reports whether the store has read the topic to the end it had at
 // start.
-func (s *Store) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ready
-}
+func (s *Store) Ready() bool { return s.watch.isReady() }
 
 // Run creates the topic if asked to, reads it to its end, calls caughtUp,
 // then follows it until ctx ends. It returns ctx's error on a stop.
@@ -100,10 +91,10 @@ func (s *Store) Run(ctx context.Context, caughtUp func()) error {
 }
 
 func (s *Store) markReady(caughtUp func()) {
-	s.mu.Lock()
-	s.ready = true
+	s.watch.markReady()
+	s.mu.RLock()
 	n := len(s.byID)
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	s.log.Info("integrations topic read to its end", zap.String("topic", s.cfg.Topic), zap.Int("integrations", n))
 	if caughtUp != nil {
 		caughtUp()
@@ -111,14 +102,7 @@ func (s *Store) markReady(caughtUp func()) {
 	s.notify()
 }
 
-func (s *Store) notify() {
-	s.mu.RLock()
-	subs := append([]func(){}, s.subs...)
-	s.mu.RUnlock()
-	for _, f := range subs {
-		f()
-	}
-}
+func (s *Store) notify() { s.watch.notify() }
 
 // apply folds one record into the map. The fold is the same on every
 // replica, which is what makes them agree:

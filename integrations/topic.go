@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -256,5 +257,41 @@ func (r *readMark) wait(ctx context.Context, offset int64) error {
 			return fmt.Errorf("waiting to read back a write: %w", ctx.Err())
 		case <-moved:
 		}
+	}
+}
+
+// watchers are a followed topic's subscribers and whether it has been read
+// to the end it had at start: what Store and Jobs tell their users alike.
+type watchers struct {
+	mu    sync.Mutex
+	ready bool
+	subs  []func()
+}
+
+func (w *watchers) add(f func()) {
+	w.mu.Lock()
+	w.subs = append(w.subs, f)
+	w.mu.Unlock()
+}
+
+func (w *watchers) isReady() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ready
+}
+
+func (w *watchers) markReady() {
+	w.mu.Lock()
+	w.ready = true
+	w.mu.Unlock()
+}
+
+// notify calls every subscriber, without the lock: they read the state.
+func (w *watchers) notify() {
+	w.mu.Lock()
+	subs := slices.Clone(w.subs)
+	w.mu.Unlock()
+	for _, f := range subs {
+		f()
 	}
 }
