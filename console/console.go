@@ -10,7 +10,9 @@
 // that allows only its own files. Working on it:
 //
 //   - js/app.js is the entry point (session, hash router: #/integrations,
-//     #/integrations/{id}, #/connect); each view is its own module.
+//     #/integrations/{id}, #/connect); each view is its own module, and
+//     the detail view's parts (history.js, backfill.js, dashboard.js)
+//     are modules of their own.
 //   - Text from the API goes into the page as text nodes (dom.js), never as
 //     HTML; console_test.go refuses innerHTML and its kin.
 //   - css/app.css starts with the visual system (colours, spacing, type

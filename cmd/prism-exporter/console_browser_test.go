@@ -413,7 +413,7 @@ func TestBrowserConsoleBackfillHistoryDashboard(t *testing.T) {
 	ce.dd.AddAccount(ddfake.Account{Name: consoleOrg, APIKeys: []string{consoleAPIKey}, AppKeys: []string{consoleAppKey}})
 	now := time.Now().UTC()
 	ce.produceAt(consoleOrg, 150, now.Add(-19*time.Hour), 8*time.Minute, 1)     // older than 18 h: too_old
-	ce.produceAt(consoleOrg, 450, now.Add(-76*time.Minute), 10*time.Minute, 2)  // past the hour: logs only, partial
+	ce.produceAt(consoleOrg, 450, now.Add(-76*time.Minute), 10*time.Minute, 2)  // past the hour: logs only, too_old
 	ce.produceAt(consoleOrg, 2400, now.Add(-45*time.Minute), 40*time.Minute, 3) // logs and metrics: success
 	status, body := ce.call("admin", "POST", "/api/v1/integrations", map[string]any{
 		"org_id": consoleOrg, "site": "US1", "api_key": consoleAPIKey, "app_key": consoleAppKey, "sync_interval": "1m",
@@ -600,9 +600,8 @@ func TestBrowserConsoleBackfillHistoryDashboard(t *testing.T) {
 		t.Errorf("Newer to page 1 shows %v, page 1 was %v", got, page1)
 	}
 
-	// The 19-hour-old windows are too_old, the recent ones success; the
-	// windows past the hour (logs sent, points too old) are partial or
-	// too_old as the exporter judges them. Each outcome the API lists is
+	// The windows past the hour (their logs sent, or dropped past 18 h) are
+	// too_old, the recent ones success. Each outcome the API lists is
 	// filtered in the page, row for row.
 	byOutcome := outcomesOf(windows)
 	if byOutcome["success"] == 0 || byOutcome["too_old"] == 0 {

@@ -5,11 +5,11 @@ import { absolute, count, duration, intervalLabel, shortTime, windowLabel, zoneN
 // The outcomes of a window's delivery (docs/api.md, Sync history), each
 // with a word, a shape and a tone: the word carries the meaning.
 export const outcomes = {
-  success: { text: 'Success', tone: 'success', desc: 'Datadog accepted every log and point' },
-  partial: { text: 'Partial', tone: 'warning', desc: 'some logs or points were refused or too old' },
-  failed: { text: 'Failed', tone: 'danger', desc: 'Datadog accepted nothing' },
-  rate_limited: { text: 'Rate limited', tone: 'info', desc: 'all accepted, after Datadog answered 429' },
-  too_old: { text: 'Too old', tone: 'neutral', desc: 'older than Datadog takes: nothing sent' },
+  success: { text: 'Success', tone: 'success', desc: 'Datadog accepted every log and point of the window.' },
+  partial: { text: 'Partial', tone: 'warning', desc: 'Some of it was accepted; the rest was refused (logs not sent, and the error).' },
+  failed: { text: 'Failed', tone: 'danger', desc: 'Datadog accepted nothing of the window (a rejected key, say); the error says what it answered.' },
+  rate_limited: { text: 'Rate limited', tone: 'info', desc: 'Everything was accepted, after Datadog answered 429: its rate limits delayed the window.' },
+  too_old: { text: 'Too old', tone: 'neutral', desc: 'Older than Datadog takes metric points (1 h), so it has none; its logs went if younger than 18 h. Backfilled windows end so.' },
 };
 
 export const pageSizes = [10, 25, 50, 100];
@@ -70,13 +70,17 @@ export function renderHistory({ api, id }) {
   const pager = h('nav', { class: 'pager', 'aria-label': 'Sync history pages' }, newer, pageNo, older);
   const paused = h('p', { class: 'small muted', hidden: true, dataset: { test: 'history-frozen' } },
     'This page does not refresh by itself; the newest page does.');
+  const legend = h('details', { class: 'trouble legend' },
+    h('summary', null, 'What the outcomes mean'),
+    h('dl', { class: 'legend__list' }, Object.keys(outcomes).map((k) => h('div', null,
+      h('dt', null, outcomeBadge(k)), h('dd', null, outcomes[k].desc)))));
   const el = h('section', { class: 'card history', 'aria-labelledby': titleId, dataset: { test: 'history' } },
     h('div', { class: 'card__head' },
       h('div', null,
         h('h2', { id: titleId }, 'Sync history'),
         h('p', { class: 'small muted' }, 'Each row is one sync window delivered to Datadog, newest first. Times are in ', zone, '.')),
       filters),
-    problem, live, wrap, empty, pager, paused);
+    problem, live, wrap, empty, pager, paused, legend);
 
   // cursors[i] is the cursor of page i ('' for the first): Newer goes back
   // along it, Older adds the answer's next_cursor.
