@@ -89,6 +89,13 @@ func TestReceiptOfARefusedKey(t *testing.T) {
 	if r.Error == "" || strings.Contains(r.Error, string(keyA)) {
 		t.Errorf("error %q: want Datadog's refusal without the key", r.Error)
 	}
+	// A batch that comes while the tenant is in Error is not sent: its
+	// receipt says why all the same.
+	waitState(t, s.Sink, "org_a", Error)
+	r = waitReceipt(t, deliverReceipt(t, s.Sink, closeBatch("org_a", time.Now(), 2, testSeries("m"))))
+	if r.Outcome != Undeliverable || r.Requests != 0 || r.LogsDropped != 2 || !strings.Contains(r.Error, "API key") {
+		t.Errorf("receipt while in Error: %+v", r)
+	}
 }
 
 // A backfill's logs wait behind the live traffic of their tenant: live

@@ -319,7 +319,15 @@ func (s *Sink) complete(q *tenantQueue, j *job, o Outcome) {
 	if q != nil {
 		q.record(o, j)
 	}
-	j.done(j.receipt(o))
+	r := j.receipt(o)
+	if o == Undeliverable && r.Error == "" && q != nil {
+		// Queued while the tenant was in Error: no request of its own says
+		// why, the tenant's refusal does.
+		q.mu.Lock()
+		r.Error = q.lastErr
+		q.mu.Unlock()
+	}
+	j.done(r)
 	s.jobs.Done()
 }
 

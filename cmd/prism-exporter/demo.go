@@ -96,7 +96,9 @@ func demo(ctx context.Context, out io.Writer, log *zap.Logger, addr string, rate
 			if t.id == demoBrokenTenant {
 				keys = []string{demoFixedKey}
 			}
-			accounts = append(accounts, ddfake.Account{Name: t.id, APIKeys: keys})
+			// An application key each, so that the console's dashboard
+			// and monitors can be tried on the local Datadog.
+			accounts = append(accounts, ddfake.Account{Name: t.id, APIKeys: keys, AppKeys: []string{"demo-app-key-" + t.id}})
 		}
 		dd = ddfake.New(ddfake.WithAccounts(accounts...))
 		if ddURL, err = dd.Start("127.0.0.1:0"); err != nil {
@@ -258,16 +260,16 @@ func connectDemoTenants(ctx context.Context, r *running, realKey, realSite strin
 		if _, taken := r.store.Owner(t.id); taken {
 			continue
 		}
-		key, site := "demo-key-"+t.id, t.site
+		key, app, site := "demo-key-"+t.id, "demo-app-key-"+t.id, t.site
 		if realKey != "" {
-			key, site = realKey, realSite
+			key, app, site = realKey, os.Getenv("DD_APP_KEY"), realSite
 		}
 		st, err := sink.ParseSite(site)
 		if err != nil {
 			return err
 		}
 		if _, err := r.store.Create(ctx, integrations.New{
-			OrgID: t.id, Site: st, APIKey: key, SyncInterval: t.interval,
+			OrgID: t.id, Site: st, APIKey: key, AppKey: app, SyncInterval: t.interval,
 			Historical: integrations.Historical{Mode: integrations.NewOnly},
 		}); err != nil {
 			return fmt.Errorf("%s: %w", t.id, err)
