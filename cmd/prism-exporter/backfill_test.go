@@ -120,7 +120,7 @@ func syncs(t *testing.T, addr, token, id string) []map[string]any {
 	}
 }
 
-// TestBackfillAllAgesAcrossKill9 is issue 12's evidence for backfill and
+// TestFaultBackfillAllAgesAcrossKill9 is issue 12's evidence for backfill and
 // history. One org's history sits in the gateway topic at three ages (30
 // minutes, 3 hours, 20 hours), with another org's beside it; the org is
 // connected through the API with "all" while live traffic flows, and the
@@ -132,7 +132,7 @@ func syncs(t *testing.T, addr, token, id string) []map[string]any {
 //   - the live traffic of both orgs kept flowing and its windows are exact;
 //   - the sync history agrees, window by window, with what the stand-in
 //     accepted.
-func TestBackfillAllAgesAcrossKill9(t *testing.T) {
+func TestFaultBackfillAllAgesAcrossKill9(t *testing.T) {
 	needRealBroker(t)
 	tenants := []testTenant{
 		{ID: "org_bf", APIKey: "bf0000000000000000000000000000aa", Interval: time.Minute, NoIntegr: true},
