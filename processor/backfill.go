@@ -82,6 +82,8 @@ const (
 	backfillLease = 20 * time.Second
 	backfillBeat  = 3 * time.Second
 	backfillPoll  = 2 * time.Second
+	// backfillAttempts bounds the readings of a job before it fails.
+	backfillAttempts = 3
 	// The offsets read reach past the event-time range: a record's broker
 	// timestamp follows its event time by the gateway's batching, and a
 	// late record's by the allowed lateness, which the end adds too.
@@ -165,8 +167,18 @@ func (b *Backfiller) run(ctx context.Context, job BackfillJob) {
 		b.heartbeat(jctx, rj, stop, log)
 	}()
 	err := b.resolve(jctx, rj, log)
-	if err == nil {
-		err = b.read(jctx, rj, log)
+	// A reader that stopped early (the broker moved a partition, say) is
+	// run again from its commit point a few times before the job fails.
+	for attempt := 1; err == nil; attempt++ {
+		if err = b.read(jctx, rj, log); err == nil || jctx.Err() != nil || attempt == backfillAttempts {
+			break
+		}
+		log.Warn("a backfill reader stopped before its end; reading again", zap.Int("attempt", attempt), zap.Error(err))
+		err = nil
+		select {
+		case <-jctx.Done():
+		case <-time.After(backfillBeat):
+		}
 	}
 	stop(nil)
 	<-beatDone
