@@ -93,7 +93,7 @@ func TestReceiptOfARefusedKey(t *testing.T) {
 	// receipt says why all the same.
 	waitState(t, s.Sink, "org_a", Error)
 	r = waitReceipt(t, deliverReceipt(t, s.Sink, closeBatch("org_a", time.Now(), 2, testSeries("m"))))
-	if r.Outcome != Undeliverable || r.Requests != 0 || r.LogsDropped != 2 || !strings.Contains(r.Error, "API key") {
+	if r.Outcome != Undeliverable || r.Requests != 0 || r.LogsDropped != 2 || !strings.Contains(r.Error, "API key") || r.StatusCode != 403 {
 		t.Errorf("receipt while in Error: %+v", r)
 	}
 }

@@ -324,7 +324,7 @@ func (s *Sink) complete(q *tenantQueue, j *job, o Outcome) {
 		// Queued while the tenant was in Error: no request of its own says
 		// why, the tenant's refusal does.
 		q.mu.Lock()
-		r.Error = q.lastErr
+		r.Error, r.StatusCode = q.lastErr, q.lastCode
 		q.mu.Unlock()
 	}
 	j.done(r)

@@ -29,6 +29,7 @@ type tenantQueue struct {
 	validated bool        // cn's keys passed validation
 	removed   bool
 	lastErr   string
+	lastCode  int // the HTTP status of the refusal that put the tenant in Error, 0 if none
 	queue     []*job
 	workers   int // goroutines taking jobs
 	inflight  int // jobs being delivered
@@ -322,12 +323,17 @@ func (q *tenantQueue) abandon() {
 
 // rejectLocked puts the tenant in Error: Datadog refused a key. Everything
 // queued and in flight completes Undeliverable; later batches too, at once.
-func (q *tenantQueue) rejectLocked(advice string) {
+func (q *tenantQueue) rejectLocked(advice string, err error) {
 	q.restartRunLocked(errRejected)
 	q.setLocked(func() {
 		q.state = Error
 		q.validated = false
 		q.lastErr = advice
+		q.lastCode = 0
+		var se *statusError
+		if errors.As(err, &se) {
+			q.lastCode = se.code
+		}
 	})
 	q.s.completeAll(q, q.takeQueueLocked(), Undeliverable)
 }
@@ -343,7 +349,7 @@ func (q *tenantQueue) reject(cn *conn, err error) {
 	advice := apiKeyAdvice(cn.site)
 	q.s.log.Error("Datadog rejected the tenant's API key; its batches are undeliverable until its keys or site change, or a retry is asked for",
 		zap.String("tenant", q.id), zap.String("site", cn.site.Name()), zap.String("advice", advice), zap.String("answer", err.Error()))
-	q.rejectLocked(advice)
+	q.rejectLocked(advice, err)
 }
 
 func apiKeyAdvice(site Site) string {

@@ -21,7 +21,7 @@ func (q *tenantQueue) validateLocked() {
 		// Cannot happen for a Site from ParseSite (a test checks every
 		// site against the client); kept so a bug shows as a clear state.
 		q.s.log.Error("tenant's Datadog site cannot be reached through the client", zap.String("tenant", q.id), zap.Error(q.connErr))
-		q.rejectLocked(q.connErr.Error())
+		q.rejectLocked(q.connErr.Error(), q.connErr)
 		return
 	}
 	q.setLocked(func() { q.state = Validating })
@@ -60,7 +60,7 @@ func (q *tenantQueue) validate(ctx context.Context, cn *conn) {
 		case errors.Is(err, errKeyRejected):
 			q.s.log.Error("Datadog rejected the tenant's keys; its batches are undeliverable until its keys or site change, or a retry is asked for",
 				zap.String("tenant", q.id), zap.String("site", cn.site.Name()), zap.String("advice", advice), zap.String("answer", err.Error()))
-			q.rejectLocked(advice)
+			q.rejectLocked(advice, err)
 			q.mu.Unlock()
 			return
 		case errors.As(err, &be):
