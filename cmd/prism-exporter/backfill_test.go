@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -356,5 +357,65 @@ func checkHistory(t *testing.T, entries []map[string]any, logs []ddfake.Log, poi
 	}
 	if outcomes["too_old"] < 6 || outcomes["success"] < 3 {
 		t.Errorf("outcomes %v: want the old windows too_old and the recent ones success", outcomes)
+	}
+}
+
+// TestIntegrationBackfillOnDefaults connects an org with history "all" as
+// the README's API example would, on every backfill setting's default:
+// its history of 20 minutes ago reaches Datadog once, with its metrics,
+// and its sync history says so.
+func TestIntegrationBackfillOnDefaults(t *testing.T) {
+	tenants := []testTenant{{ID: "org_bf", APIKey: "bf0000000000000000000000000000aa", Interval: time.Minute, NoIntegr: true}}
+	e := newEnv(t, tenants)
+	hist := e.produceHistory("org_bf", 200, time.Now().Add(-20*time.Minute), 2*time.Minute, 5)
+	s, token := e.apiSettings()
+	r := e.startReplica(s)
+	st, created := apiCall(t, r.run.apiAddr, token, "POST", "/api/v1/integrations", map[string]any{
+		"org_id": "org_bf", "site": "US1", "api_key": tenants[0].APIKey, "historical": map[string]any{"mode": "all"},
+	})
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, created)
+	}
+	id := created["id"].(string)
+	// The API's default sync interval, as no field asked for one.
+	interval, err := time.ParseDuration(created["sync_interval"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backfill is done", 90*time.Second, func() bool {
+		_, bf, _ := backfillView(r.run.apiAddr, token, id)
+		if bf["state"] == "failed" {
+			t.Fatalf("backfill failed: %v", bf)
+		}
+		return bf["state"] == "done"
+	})
+	got := map[string]int{}
+	for _, l := range e.dd.Logs("org_bf") {
+		rid, _ := l.Attributes["request_id"].(string)
+		got[rid]++
+	}
+	want := map[int64]int64{}
+	for _, h := range hist {
+		if got[h.ev.RequestID] != 1 {
+			t.Errorf("log of %s arrived %d times, want once", h.ev.RequestID, got[h.ev.RequestID])
+		}
+		want[h.ev.Timestamp.Truncate(interval).Unix()]++
+	}
+	var entries []map[string]any
+	waitFor(t, "the windows' metrics and history", 60*time.Second, func() bool {
+		have := map[int64]int64{}
+		for _, p := range e.dd.Points("org_bf") {
+			if p.Metric == "prism.gateway.requests" {
+				have[p.Timestamp] += int64(p.Value)
+			}
+		}
+		entries = syncs(t, r.run.apiAddr, token, id)
+		return maps.Equal(have, want) && len(entries) == len(want)
+	})
+	for _, en := range entries {
+		start, _ := time.Parse(time.RFC3339Nano, en["window_start"].(string))
+		if en["outcome"] != "success" || en["source"] != "backfill" || num(en["records"]) != want[start.Unix()] || num(en["logs_sent"]) != want[start.Unix()] {
+			t.Errorf("history entry %v: want success, backfill, %d records and logs", en, want[start.Unix()])
+		}
 	}
 }
