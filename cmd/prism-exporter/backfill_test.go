@@ -97,9 +97,13 @@ func num(v any) int64 {
 }
 
 // syncs reads every history entry of the integration.
-func syncs(t *testing.T, addr, token, id string) []map[string]any {
+// syncs reads every page of an integration's sync history; ok is false
+// while the replica answers 503 not_ready (it has not read the history
+// topic to its end yet, which the API documents as "try again"): a
+// replica started a moment ago can answer for the integration before it
+// can for its history.
+func syncs(t *testing.T, addr, token, id string) (out []map[string]any, ok bool) {
 	t.Helper()
-	var out []map[string]any
 	cursor := ""
 	for {
 		path := "/api/v1/integrations/" + id + "/syncs?limit=500"
@@ -107,6 +111,9 @@ func syncs(t *testing.T, addr, token, id string) []map[string]any {
 			path += "&cursor=" + cursor
 		}
 		st, v := apiCall(t, addr, token, "GET", path, nil)
+		if e, _ := v["error"].(map[string]any); st == http.StatusServiceUnavailable && e["code"] == "not_ready" {
+			return nil, false
+		}
 		if st != http.StatusOK {
 			t.Fatalf("syncs: %d %v", st, v)
 		}
@@ -116,7 +123,7 @@ func syncs(t *testing.T, addr, token, id string) []map[string]any {
 		}
 		cursor, _ = v["next_cursor"].(string)
 		if cursor == "" {
-			return out
+			return out, true
 		}
 	}
 }
@@ -305,8 +312,9 @@ func TestFaultBackfillAllAgesAcrossKill9(t *testing.T) {
 		if st != http.StatusOK {
 			return false
 		}
-		entries = syncs(t, b2.http, token, id)
-		return len(entries) > 0
+		var ready bool
+		entries, ready = syncs(t, b2.http, token, id)
+		return ready && len(entries) > 0
 	})
 	checkHistory(t, entries, logs, have, now)
 }
@@ -409,8 +417,9 @@ func TestIntegrationBackfillOnDefaults(t *testing.T) {
 				have[p.Timestamp] += int64(p.Value)
 			}
 		}
-		entries = syncs(t, r.run.apiAddr, token, id)
-		return maps.Equal(have, want) && len(entries) == len(want)
+		var ready bool
+		entries, ready = syncs(t, r.run.apiAddr, token, id)
+		return ready && maps.Equal(have, want) && len(entries) == len(want)
 	})
 	for _, en := range entries {
 		start, _ := time.Parse(time.RFC3339Nano, en["window_start"].(string))
